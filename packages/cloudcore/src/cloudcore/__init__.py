@@ -1,0 +1,3 @@
+"""cloudcore of kubeedge-py."""
+
+from __future__ import annotations

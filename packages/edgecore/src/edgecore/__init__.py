@@ -1,0 +1,3 @@
+"""edgecore of kubeedge-py."""
+
+from __future__ import annotations

@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from edgecore.cli import main
+
+main()

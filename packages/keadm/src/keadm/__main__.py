@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from keadm.cli import main
+
+main()
