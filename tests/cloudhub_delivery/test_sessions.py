@@ -107,18 +107,30 @@ def test_the_protocols_match() -> None:
 
 def test_settings_from_cloudhub_config() -> None:
     @dataclass
-    class Authz:
+    class Node:
         enable: bool
+
+    @dataclass
+    class Mode:
+        node: Node | None
+
+    @dataclass
+    class Authz:
+        enable: bool = False  # KubeEdge's SAR authorizer switch: not ours
+        modes: list[Mode] = field(default_factory=lambda: [Mode(Node(True))])
 
     @dataclass
     class Cfg:
         keepalive_interval: int = 45
         node_limit: int = 7
-        authorization: Authz = field(default_factory=lambda: Authz(False))
+        authorization: Authz = field(default_factory=Authz)
 
     s = SessionSettings.from_cloudhub_config(Cfg())
-    assert (s.keepalive_interval, s.node_limit, s.authorization) == (45.0, 7, False)
+    assert (s.keepalive_interval, s.node_limit, s.authorization) == (45.0, 7, True)
     assert s.delivery_settings().keepalive_timeout == 45.0
+    off = Cfg(authorization=Authz(modes=[Mode(Node(False))]))
+    assert SessionSettings.from_cloudhub_config(off).authorization is False
+    assert SessionSettings.from_cloudhub_config(Cfg(authorization=Authz(modes=[]))).authorization is False
     assert SessionSettings.from_cloudhub_config(object()).authorization is True
 
 

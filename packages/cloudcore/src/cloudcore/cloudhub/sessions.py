@@ -69,7 +69,13 @@ from cloudcore.cloudhub.handler import (
 )
 from kecommon.resources import ResourceError, add_node_prefix, node_of, trim_node_prefix
 
-__all__ = ["NodeSession", "SessionManager", "SessionSettings", "SyncRecorder"]
+__all__ = [
+    "NodeSession",
+    "SessionManager",
+    "SessionSettings",
+    "SyncRecorder",
+    "node_authorization_enabled",
+]
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +99,7 @@ class SessionSettings:
     keepalive_interval: float | None = 30.0
     #: cloudHub.nodeLimit: maximum connected nodes
     node_limit: int = 1000
-    #: cloudHub.authorization.enable (ours defaults to on)
+    #: node admission of upstream messages (see node_authorization_enabled)
     authorization: bool = True
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
@@ -102,15 +108,31 @@ class SessionSettings:
         """Build from the pydantic ``CloudHub`` config (``cfg.modules.cloud_hub``)."""
         keepalive = getattr(cfg, "keepalive_interval", 30)
         node_limit = getattr(cfg, "node_limit", 1000)
-        authz = getattr(getattr(cfg, "authorization", None), "enable", True)
         return cls(
             keepalive_interval=float(keepalive) if keepalive else None,
             node_limit=int(node_limit),
-            authorization=bool(authz),
+            authorization=node_authorization_enabled(getattr(cfg, "authorization", None)),
         )
 
     def delivery_settings(self) -> DeliverySettings:
         return replace(self.delivery, keepalive_timeout=self.keepalive_interval)
+
+
+def node_authorization_enabled(authz: Any) -> bool:
+    """Whether message admission is on, from ``cloudHub.authorization``.
+
+    The switch is the ``node`` authorization mode (``modes: [{node: {enable:
+    ...}}]``), which defaults to enabled. The section's own ``enable``/``debug``
+    keys gate KubeEdge's SubjectAccessReview authorizer, which KubeEdge ships
+    disabled; they do not turn our node admission off. No ``node`` mode at all
+    (an empty ``modes`` list) means off.
+    """
+    if authz is None:
+        return True
+    modes = getattr(authz, "modes", None)
+    if modes is None:
+        return True
+    return any(bool(getattr(getattr(m, "node", None), "enable", False)) for m in modes)
 
 
 def _connection_notice(node_id: str, operation: str) -> Message:
