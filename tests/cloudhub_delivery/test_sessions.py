@@ -130,7 +130,8 @@ def test_settings_from_cloudhub_config() -> None:
     assert s.delivery_settings().keepalive_timeout == 45.0
     off = Cfg(authorization=Authz(modes=[Mode(Node(False))]))
     assert SessionSettings.from_cloudhub_config(off).authorization is False
-    assert SessionSettings.from_cloudhub_config(Cfg(authorization=Authz(modes=[]))).authorization is False
+    no_modes = Cfg(authorization=Authz(modes=[]))
+    assert SessionSettings.from_cloudhub_config(no_modes).authorization is False
     assert SessionSettings.from_cloudhub_config(object()).authorization is True
 
 
