@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Final
+from typing import Any
 
 from kubeclient.resources import CLUSTEROBJECTSYNCS, OBJECTSYNCS
 
@@ -31,50 +31,17 @@ import kubeclient
 from beehive.constants import GROUP_RESOURCE, NULL_NAMESPACE, OP_DELETE
 from beehive.message import Message
 from cloudcore.cloudhub.delivery import ack_key, content_object
+from cloudcore.reliablesyncs import (
+    INITIAL_RESOURCE_VERSION,
+    KIND_BY_TYPE,
+    OBJECTSYNC_API_VERSION,
+    sync_object_name,
+)
 from kecommon.resources import ResourceError, parse_node_resource
 
-__all__ = [
-    "KIND_BY_TYPE",
-    "OBJECTSYNC_API_VERSION",
-    "ObjectSyncRecorder",
-    "split_sync_object_name",
-    "sync_object_name",
-]
+__all__ = ["ObjectSyncRecorder"]
 
 log = logging.getLogger(__name__)
-
-OBJECTSYNC_API_VERSION: Final = "reliablesyncs.kubeedge.io/v1alpha1"
-INITIAL_RESOURCE_VERSION: Final = "0"
-
-#: (apiVersion, kind) for a resource type when the content carries no TypeMeta
-KIND_BY_TYPE: Final[dict[str, tuple[str, str]]] = {
-    "pod": ("v1", "Pod"),
-    "configmap": ("v1", "ConfigMap"),
-    "secret": ("v1", "Secret"),
-    "node": ("v1", "Node"),
-    "service": ("v1", "Service"),
-    "endpoints": ("v1", "Endpoints"),
-    "device": ("devices.kubeedge.io/v1beta1", "Device"),
-    "devicemodel": ("devices.kubeedge.io/v1beta1", "DeviceModel"),
-}
-
-
-def sync_object_name(node: str, uid: str) -> str:
-    """``<node>.<uid>`` (BuildObjectSyncName)."""
-    return f"{node}.{uid}"
-
-
-def split_sync_object_name(name: str) -> tuple[str, str]:
-    """(node, uid): the node is everything before the last ``.`` (getNodeName).
-
-    Raises:
-        ValueError: the name has no ``.``.
-    """
-    node, sep, uid = name.rpartition(".")
-    if not sep or not node or not uid:
-        raise ValueError(f"{name!r} is not <node>.<uid>")
-    return node, uid
-
 
 class ObjectSyncRecorder:
     """Reads and writes the (Cluster)ObjectSync records through kubeclient."""

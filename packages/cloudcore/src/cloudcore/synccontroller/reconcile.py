@@ -21,7 +21,7 @@ from typing import Any, Final
 from beehive.constants import GROUP_RESOURCE, MOD_SYNCCONTROLLER, NULL_NAMESPACE, OP_DELETE
 from beehive.message import Message
 from cloudcore.cloudhub.delivery import compare_resource_versions
-from cloudcore.cloudhub.objectsync import split_sync_object_name
+from cloudcore.reliablesyncs import split_sync_object_name
 from kecommon.resources import build_resource
 
 __all__ = [
