@@ -43,6 +43,7 @@ __all__ = ["ObjectSyncRecorder"]
 
 log = logging.getLogger(__name__)
 
+
 class ObjectSyncRecorder:
     """Reads and writes the (Cluster)ObjectSync records through kubeclient."""
 
