@@ -548,3 +548,23 @@ def test_graceful_deletion_update_then_delete_are_both_sent() -> None:
     c.enqueue(final, now=0)
     c.receive_ack(graceful.msg_id, now=0)
     assert c.next_message(0) is final
+
+
+def test_unparsable_resource_versions_let_the_newest_message_through() -> None:
+    c = core()
+    c.enqueue(down(uid="x", rv="abc"), now=0)
+    newer = down(uid="x", rv="abd")
+    c.enqueue(newer, now=0, recorded_rv="zzz")
+    assert drain(c) == [newer]
+
+
+def test_an_ack_with_nothing_in_flight_is_ignored() -> None:
+    c = core()
+    assert not c.receive_ack("anything", now=0)
+    assert c.stats.acked == 0
+
+
+def test_content_as_json_bytes_or_text() -> None:
+    assert delivery.content_object(down(content=b'{"a": 1}')) == {"a": 1}
+    assert delivery.content_object(down(content="[1, 2]")) is None
+    assert delivery.content_object(down(content=None)) is None
