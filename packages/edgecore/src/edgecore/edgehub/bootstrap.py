@@ -174,9 +174,21 @@ def make_key_and_csr(node: str) -> tuple[bytes, bytes]:
     return key_pem, csr.public_bytes(serialization.Encoding.DER)
 
 
+def _make_dirs(directory: Path) -> None:
+    """Create missing directories with mode 0722 (the umask does not apply)."""
+    missing: list[Path] = []
+    d = directory
+    while not d.exists():
+        missing.append(d)
+        d = d.parent
+    for d in reversed(missing):
+        d.mkdir(exist_ok=True)
+        os.chmod(d, DIR_MODE)
+
+
 def write_private_file(path: Path, data: bytes) -> None:
     """Write ``data`` atomically with KubeEdge's modes (file 0622, dir 0722)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    _make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:
