@@ -72,18 +72,18 @@ async def test_reconnects_after_the_cloud_drops_and_tells_the_modules(
     settings = edge_settings(minicloud, tmp_path)
     async with EdgeRunner(settings, probes=[meta, edged]) as edge:
         await minicloud.wait_for(lambda: len(minicloud.upgrades) == 1)
-        await wait_until(lambda: len(meta.messages) == 1)
+        await wait_until(lambda: len(meta.notices) == 1)
         await minicloud.drop()
         await minicloud.wait_for(lambda: len(minicloud.upgrades) == 2, timeout=5)
-        await wait_until(lambda: len(meta.messages) == 3 and len(edged.messages) == 3)
+        await wait_until(lambda: len(meta.notices) == 3 and len(edged.notices) == 3)
         assert edge.hub.stats["sessions"] == 2
     for probe, group in ((meta, "meta"), (edged, "edged")):
-        assert [m.content for m in probe.messages] == [
+        assert [m.content for m in probe.notices] == [
             "cloud_connected",
             "cloud_disconnected",
             "cloud_connected",
         ]
-        for m in probe.messages:
+        for m in probe.notices:
             assert (m.source, m.group, m.operation, m.resource) == (
                 "edgehub",
                 group,

@@ -89,7 +89,8 @@ def _error_for(status: dict[str, Any], what: str) -> MetaError:
 
 def _compact(patch: dict[str, Any]) -> str:
     # kubelet sends patches as JSON text inside the message (protocol.md 6.2)
-    return json.dumps(patch, separators=(",", ":"))
+    # Go marshals the patch map with sorted keys and no spaces
+    return json.dumps(patch, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 def _name_of(obj: dict[str, Any]) -> str:
