@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from kubeclient.resources import PODS
-
 import kubeclient
+from kubeclient.resources import PODS
 
 __all__ = ["KubeNodeObjectIndex", "pod_references"]
 
