@@ -12,21 +12,26 @@ from typing import Any
 
 import pytest
 
-# TEMPORARY: kubeclient and the kube_api fixture live on other branches until
-# the lead merges them into main; remove this line once `git merge main`
-# brings them (nothing is skipped after that).
-pytest.importorskip("kubeclient.client")
-
-from cloudcore.crds import install_crds
-
 import kubeclient
 from beehive.context import Context
 from beehive.message import Message
 from cloudcore.cloudhub.objectsync import ObjectSyncRecorder
+from cloudcore.crds import install_crds
 from cloudcore.synccontroller.module import SyncController
 from cloudhub_delivery.helpers import down
-from cloudhub_delivery.kubeharness import CloudSide
+from cloudhub_delivery.kubeharness import FEEDER_SETTINGS, CloudSide
 from cloudhub_delivery.memconn import MemConnection, MemEdge
+
+
+@pytest.fixture
+async def feeder_kube(kube_api: Any) -> AsyncIterator[kubeclient.KubeClient]:
+    client = await kubeclient.KubeClient.from_kubeconfig(
+        kube_api.kubeconfig, settings=FEEDER_SETTINGS
+    )
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 @pytest.fixture
@@ -250,7 +255,7 @@ def assert_applied_in_order(edge: MemEdge) -> None:
 
 
 async def test_500_changes_while_disconnected_and_across_a_restart(
-    kube_api: Any, kube: Any
+    kube_api: Any, kube: Any, feeder_kube: Any
 ) -> None:
     ns = await kube_api.make_namespace("deliv")
     node = await kube_api.make_node("edge", labels={"node-role.kubernetes.io/edge": ""})
@@ -258,7 +263,7 @@ async def test_500_changes_while_disconnected_and_across_a_restart(
     for _ in range(20):
         await cluster.create()
 
-    cloud = CloudSide(kube, node=node, namespace=ns)
+    cloud = CloudSide(kube, feeder_kube, node=node, namespace=ns)
     await cloud.start()
     conn = MemConnection(node)
     edge = MemEdge(cloud.manager, conn)
@@ -284,7 +289,7 @@ async def test_500_changes_while_disconnected_and_across_a_restart(
     had = [edge.store[f"{ns}/configmap/{name}"].uid for name in keep]
     sends_before = {uid: len(edge.history[uid]) for uid in had}
     await cluster.change(500, keep=keep)
-    cloud = CloudSide(kube, node=node, namespace=ns)
+    cloud = CloudSide(kube, feeder_kube, node=node, namespace=ns)
     await cloud.start()
     conn = MemConnection(node)
     edge = MemEdge(cloud.manager, conn, store=edge.store, history=edge.history)

@@ -11,10 +11,9 @@ authorizer's graph finds them: volumes (direct and projected), ``env``
 
 from __future__ import annotations
 
-from kubeclient.resources import PODS
-
 import kubeclient
 from cloudcore.cloudhub.authorization import pod_references
+from kubeclient.resources import PODS
 
 __all__ = ["KubeNodeObjectIndex"]
 

@@ -25,8 +25,6 @@ import contextlib
 import logging
 from typing import Any
 
-from kubeclient.resources import CLUSTEROBJECTSYNCS, OBJECTSYNCS
-
 import kubeclient
 from beehive.constants import GROUP_RESOURCE, NULL_NAMESPACE, OP_DELETE
 from beehive.message import Message
@@ -38,6 +36,7 @@ from cloudcore.reliablesyncs import (
     sync_object_name,
 )
 from kecommon.resources import ResourceError, parse_node_resource
+from kubeclient.resources import CLUSTEROBJECTSYNCS, OBJECTSYNCS
 
 __all__ = ["ObjectSyncRecorder"]
 

@@ -23,6 +23,11 @@ import logging
 from collections import Counter
 from typing import Any
 
+import kubeclient
+from beehive.constants import GROUP_SYNCCONTROLLER, MOD_CLOUDHUB, MOD_SYNCCONTROLLER
+from beehive.context import Context
+from cloudcore.synccontroller import reconcile
+from cloudcore.synccontroller.reconcile import SyncRecord
 from kubeclient.resources import (
     CLUSTEROBJECTSYNCS,
     CONFIGMAPS,
@@ -34,12 +39,6 @@ from kubeclient.resources import (
     SECRETS,
     ResourceRef,
 )
-
-import kubeclient
-from beehive.constants import GROUP_SYNCCONTROLLER, MOD_CLOUDHUB, MOD_SYNCCONTROLLER
-from beehive.context import Context
-from cloudcore.synccontroller import reconcile
-from cloudcore.synccontroller.reconcile import SyncRecord
 
 __all__ = ["DEFAULT_PERIOD", "SyncController", "ref_for"]
 
