@@ -114,7 +114,7 @@ class Api:
                 token_rv = int(token["rv"])
             except (ValueError, KeyError, TypeError, IndexError, binascii.Error) as exc:
                 raise errors.bad_request(f"continue key is not valid: {exc}") from exc
-            if token_rv < self.store.compacted:
+            if token_rv < self.store.compacted or token_rv > self.store.rv:
                 raise errors.expired(
                     "The provided continue parameter is too old to display a consistent list "
                     "result. You can start a new list without the continue parameter."

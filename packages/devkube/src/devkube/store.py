@@ -229,6 +229,11 @@ class Store:
         else:
             if since < self.compacted:
                 raise Expired(since, self.compacted)
+            if since > self.rv:
+                # A resourceVersion from the future: the client saw another incarnation of
+                # an in-memory devkube. kube-apiserver would wait and answer 504 "Too large
+                # resource version"; 410 makes every client relist, which is the recovery.
+                raise Expired(since, self.compacted)
             # History is RV-ordered: replay what came after ``since``.
             initial = [ev for ev in self._iter_history_after(since) if ev.resource == resource]
         w = Watcher(resource, namespace, match, maxsize=DEFAULT_WATCH_QUEUE + len(initial))
