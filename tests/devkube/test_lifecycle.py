@@ -187,3 +187,10 @@ async def test_crd_noop_update_keeps_resource_version(raw: Raw) -> None:
     _, same = await raw.put("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
                             "things.ex.io", created)
     assert same["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+
+
+async def test_every_namespace_gets_a_default_service_account(raw: Raw) -> None:
+    await raw.post("/api/v1/namespaces", {"metadata": {"name": "fresh"}})
+    status, sa = await raw.get("/api/v1/namespaces/fresh/serviceaccounts/default")
+    assert status == 200 and sa["metadata"]["uid"]
+    assert (await raw.get(f"{NS}/serviceaccounts/default"))[0] == 200

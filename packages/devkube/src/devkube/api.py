@@ -80,6 +80,8 @@ class Api:
         for ns in DEFAULT_NAMESPACES:
             if store.get(resources.NAMESPACES_KEY, "", ns) is None:
                 self.create(ns_info, None, {"metadata": {"name": ns}})
+            else:
+                self._ensure_default_service_account(ns)
 
     def info(self, group: str, version: str, plural: str) -> ResourceInfo:
         found = self.registry.lookup(group, version, plural)
@@ -263,7 +265,16 @@ class Api:
         self.store.put(info.key, ns, name, obj)
         if info.key == resources.CRDS_KEY:
             self._crd_changed(obj)
+        elif info.key == resources.NAMESPACES_KEY:
+            self._ensure_default_service_account(name)
         return obj
+
+    def _ensure_default_service_account(self, namespace: str) -> None:
+        """The serviceaccounts controller's job, done inline: every namespace has a
+        ``default`` ServiceAccount (pods run as it; TokenRequests name it)."""
+        if self.store.get(resources.SERVICEACCOUNTS_KEY, namespace, "default") is None:
+            self.create(self.info("", "v1", "serviceaccounts"), namespace,
+                        {"metadata": {"name": "default"}})
 
     def _validate_name(self, info: ResourceInfo, name: str, obj: Obj) -> None:
         problems = validation.name_errors(info.kind, name)
