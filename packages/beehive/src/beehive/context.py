@@ -265,9 +265,7 @@ class Context:
         responses = await self._request([module], msg, timeout)
         return responses[0]
 
-    async def send_to_group_sync(
-        self, group: str, msg: Message, timeout: float
-    ) -> list[Message]:
+    async def send_to_group_sync(self, group: str, msg: Message, timeout: float) -> list[Message]:
         """Send ``msg`` to every module of ``group``; wait for one answer from each."""
         return await self._request(self._members(group), msg, timeout)
 

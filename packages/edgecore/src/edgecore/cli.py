@@ -7,6 +7,7 @@ validates a config and exits without starting anything.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -94,13 +95,22 @@ def _setup_logging() -> None:
 
 
 # -- running ------------------------------------------------------------------------
-# The run path is built on another branch (issue 6); keep this seam small.
 
 
 def run(cfg: EdgeCoreConfig, *, config_path: Path) -> int:
     """Run edgecore with ``cfg`` until stopped; returns the exit code."""
-    typer.echo("edgecore: running is not implemented yet", err=True)
-    return 2
+    from edgecore import app as edgecore_app
+
+    log = logging.getLogger("edgecore")
+    log.info(
+        "edgecore starting: node %s, config %s", cfg.modules.edged.hostname_override, config_path
+    )
+    try:
+        return asyncio.run(edgecore_app.run(cfg, config_file=config_path))
+    except Exception as exc:  # e.g. unreadable certificates: one clear line
+        log.debug("edgecore failed", exc_info=True)
+        typer.echo(f"edgecore: {exc}", err=True)
+        return 1
 
 
 def main() -> None:
