@@ -449,3 +449,132 @@ def test_go_durations(text: str, seconds: float) -> None:
 def test_bad_go_durations(text: str) -> None:
     with pytest.raises(ValueError):
         duration_seconds(text)
+
+
+# -- YAML null, as Go's decoder reads it ------------------------------------------------------
+
+
+def test_null_keeps_scalar_and_struct_defaults_and_empties_lists() -> None:
+    cfg = parse_cloudcore_config(
+        "modules:\n  cloudHub:\n    dnsNames:\n    websocket:\n    https:\n      port:\n"
+        "    authorization:\n      modes:\n      - node:\n"
+    )
+    hub = cfg.modules.cloud_hub
+    assert hub.dns_names == []
+    assert hub.websocket.port == 10000 and hub.websocket.enable
+    assert hub.https.port == 10002
+    assert hub.authorization.modes[0].node is None  # a pointer in Go: null stays null
+    assert parse_cloudcore_config("modules:\nfeatureGates:\n").feature_gates == {}
+    assert (
+        parse_edgecore_config("modules:\n  edged:\n    nodeLabels:\n").modules.edged.node_labels
+        == {}
+    )
+
+
+def test_null_advertise_address_is_refused_as_missing() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_cloudcore_config("modules:\n  cloudHub:\n    advertiseAddress:\n", file="c.yaml")
+    assert info.value.key == "modules.cloudHub.advertiseAddress"
+
+
+HELM_RENDERED = """\
+apiVersion: cloudcore.config.kubeedge.io/v1alpha2
+kind: CloudCore
+commonConfig:
+  tunnelPort: 10350
+  monitorServer:
+    bindAddress: 127.0.0.1:9091
+    enableProfiling: false
+featureGates:
+  requireAuthorization: false
+kubeAPIConfig:
+  burst: 200
+  contentType: application/vnd.kubernetes.protobuf
+  kubeConfig: ""
+  master: ""
+  qps: 100
+modules:
+  cloudHub:
+    advertiseAddress:
+    - 192.168.0.10
+    authorization:
+      debug: true
+      enable: false
+      modes:
+      - node:
+          enable: true
+    dnsNames:
+    - ""
+    edgeCertSigningDuration: 365
+    enable: true
+    https:
+      address: 0.0.0.0
+      enable: true
+      port: 10002
+    keepaliveInterval: 30
+    nodeLimit: 1000
+    quic:
+      address: 0.0.0.0
+      enable: false
+      maxIncomingStreams: 10000
+      port: 10001
+    tlsCAFile: /etc/kubeedge/ca/rootCA.crt
+    tlsCAKeyFile: /etc/kubeedge/ca/rootCA.key
+    tlsCertFile: /etc/kubeedge/certs/edge.crt
+    tlsPrivateKeyFile: /etc/kubeedge/certs/edge.key
+    tokenRefreshDuration: 12
+    unixsocket:
+      address: unix:///var/lib/kubeedge/kubeedge.sock
+      enable: true
+    websocket:
+      address: 0.0.0.0
+      enable: true
+      port: 10000
+    writeTimeout: 30
+  cloudStream:
+    enable: true
+    streamPort: 10003
+    tlsStreamCAFile: /etc/kubeedge/ca/streamCA.crt
+    tlsStreamCertFile: /etc/kubeedge/certs/stream.crt
+    tlsStreamPrivateKeyFile: /etc/kubeedge/certs/stream.key
+    tlsTunnelCAFile: /etc/kubeedge/ca/rootCA.crt
+    tlsTunnelCertFile: /etc/kubeedge/certs/server.crt
+    tlsTunnelPrivateKeyFile: /etc/kubeedge/certs/server.key
+    tunnelPort: 10004
+  deviceController:
+    enable: true
+  dynamicController:
+    enable: false
+  edgeController:
+    enable: true
+    nodeUpdateFrequency: 10
+  iptablesManager:
+    enable: true
+    mode: external
+  router:
+    address: 0.0.0.0
+    enable: false
+    port: 9443
+    restTimeout: 60
+  syncController:
+    enable: true
+  taskManager:
+    enable: false
+"""
+
+
+def test_the_helm_charts_cloudcore_yaml_loads() -> None:
+    # manifests/charts/cloudcore/templates/configmap_cloudcore.yaml, rendered with its values
+    cfg = parse_cloudcore_config(HELM_RENDERED, file="configmap_cloudcore.yaml")
+    hub = cfg.modules.cloud_hub
+    assert hub.advertise_address == ["192.168.0.10"]
+    assert hub.tls_cert_file == "/etc/kubeedge/certs/edge.crt"
+    assert cfg.kube_api_config.qps == 100
+    assert cfg.feature_gates == {"requireAuthorization": False}
+    assert set(cfg.unimplemented()) == {
+        "modules.cloudHub.unixsocket",
+        "modules.cloudStream",
+        "modules.iptablesManager",
+    }
+    # what we write back loads again to the same thing
+    assert parse_cloudcore_config(dump_yaml(cfg)) == cfg
