@@ -578,3 +578,68 @@ def test_the_helm_charts_cloudcore_yaml_loads() -> None:
     }
     # what we write back loads again to the same thing
     assert parse_cloudcore_config(dump_yaml(cfg)) == cfg
+
+
+# The attribute names other parts of the project code against (the brief's interface).
+CLOUDCORE_ATTRIBUTES = [
+    "modules.cloud_hub.websocket.port",
+    "modules.cloud_hub.websocket.address",
+    "modules.cloud_hub.https.port",
+    "modules.cloud_hub.quic.enable",
+    "modules.cloud_hub.quic.port",
+    "modules.cloud_hub.keepalive_interval",
+    "modules.cloud_hub.node_limit",
+    "modules.cloud_hub.tls_ca_file",
+    "modules.cloud_hub.tls_ca_key_file",
+    "modules.cloud_hub.tls_cert_file",
+    "modules.cloud_hub.tls_private_key_file",
+    "modules.cloud_hub.advertise_address",
+    "modules.cloud_hub.dns_names",
+    "modules.cloud_hub.edge_cert_signing_duration",
+    "modules.cloud_hub.token_refresh_duration",
+    "modules.cloud_hub.authorization.enable",
+    "modules.edge_controller.enable",
+    "modules.device_controller.enable",
+    "modules.sync_controller.enable",
+    "kube_api_config.kube_config",
+    "kube_api_config.master",
+    "common_config.monitor_server.bind_address",
+]
+EDGECORE_ATTRIBUTES = [
+    "modules.edge_hub.heartbeat",
+    "modules.edge_hub.websocket.server",
+    "modules.edge_hub.quic.server",
+    "modules.edge_hub.http_server",
+    "modules.edge_hub.token",
+    "modules.edge_hub.tls_ca_file",
+    "modules.edge_hub.tls_cert_file",
+    "modules.edge_hub.tls_private_key_file",
+    "modules.edge_hub.project_id",
+    "modules.edge_hub.message_qps",
+    "modules.edge_hub.message_burst",
+    "modules.edge_hub.rotate_certificates",
+    "modules.edged.hostname_override",
+    "modules.edged.node_ip",
+    "modules.edged.node_labels",
+    "modules.edged.pod_sandbox_image",
+    "modules.edged.tailored_kubelet_config.container_runtime_endpoint",
+    "modules.edged.tailored_kubelet_config.node_status_update_frequency",
+    "modules.meta_manager.remote_query_timeout",
+    "database.data_source",
+]
+
+
+def _resolve(obj: object, path: str) -> object:
+    for name in path.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
+@pytest.mark.parametrize("path", CLOUDCORE_ATTRIBUTES)
+def test_cloudcore_interface_attribute(path: str) -> None:
+    assert _resolve(default_cloudcore_config(), path) is not None
+
+
+@pytest.mark.parametrize("path", EDGECORE_ATTRIBUTES)
+def test_edgecore_interface_attribute(path: str) -> None:
+    assert _resolve(default_edgecore_config(), path) is not None
