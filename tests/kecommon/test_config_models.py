@@ -643,3 +643,12 @@ def test_cloudcore_interface_attribute(path: str) -> None:
 @pytest.mark.parametrize("path", EDGECORE_ATTRIBUTES)
 def test_edgecore_interface_attribute(path: str) -> None:
     assert _resolve(default_edgecore_config(), path) is not None
+
+
+def test_path_settings_accept_pathlib_paths_in_code(tmp_path: Path) -> None:
+    cfg = default_cloudcore_config()
+    cfg.modules.cloud_hub.tls_ca_file = tmp_path / "ca.crt"  # type: ignore[assignment]
+    assert cfg.modules.cloud_hub.tls_ca_file == str(tmp_path / "ca.crt")
+    edge = default_edgecore_config()
+    edge.database.data_source = tmp_path / "edge.db"  # type: ignore[assignment]
+    assert parse_edgecore_config(dump_yaml(edge)).database.data_source == str(tmp_path / "edge.db")

@@ -21,17 +21,19 @@ names its exceptions to the camelCase rule in :func:`aliases`.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, ClassVar, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic.alias_generators import to_camel
 
 __all__ = [
     "ConfigError",
     "GoDuration",
     "KEModel",
+    "PathStr",
     "aliases",
     "check_keys",
     "duration_seconds",
@@ -119,6 +121,14 @@ def _check_duration(value: str) -> str:
 
 #: A Kubernetes ``metav1.Duration``: kept as the string the file holds.
 GoDuration = Annotated[str, AfterValidator(_check_duration)]
+
+
+def _fspath(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+#: A file or directory path: a string in the file; code may also assign a ``Path``.
+PathStr = Annotated[str, BeforeValidator(_fspath)]
 
 
 class KEModel(BaseModel):
