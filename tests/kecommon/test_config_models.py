@@ -652,3 +652,16 @@ def test_path_settings_accept_pathlib_paths_in_code(tmp_path: Path) -> None:
     edge = default_edgecore_config()
     edge.database.data_source = tmp_path / "edge.db"  # type: ignore[assignment]
     assert parse_edgecore_config(dump_yaml(edge)).database.data_source == str(tmp_path / "edge.db")
+
+
+def test_write_yaml_replaces_the_file_and_keeps_unknown_kubeedge_keys(tmp_path: Path) -> None:
+    from kecommon.config import write_yaml
+
+    path = write(tmp_path, "modules:\n  edged:\n    windowsPriorityClass: HIGH\n", "edgecore.yaml")
+    cfg = load_edgecore_config(path)
+    cfg.edgecore_version = "v1.23.0"
+    write_yaml(cfg, path)
+    again = load_edgecore_config(path)
+    assert again.edgecore_version == "v1.23.0"
+    assert again.modules.edged.model_extra == {"windowsPriorityClass": "HIGH"}
+    assert [p.name for p in tmp_path.iterdir()] == ["edgecore.yaml"]  # no temp file left
