@@ -235,3 +235,24 @@ async def test_node_delete_goes_to_the_node(hub: Hub) -> None:
     await hub.client.delete(kubeclient.NODES, node)
     gone = await hub.downstream(node, f"null/node/{node}", "delete", after=mark)
     assert gone.content["kind"] == "Node"
+
+
+async def test_object_index_for_node_authorization(hub: Hub) -> None:
+    ns = await hub.kube_api.make_namespace("authz")
+    node = await hub.edge_node()
+    other = await hub.edge_node("other")
+    c = hub.client
+    await c.create(PODS, {**pod("web", node, volumes=[{"configMap": {"name": "cfg"}}],
+                                pull_secrets=["pull"]),
+                          }, ns)
+    await hub.downstream(node, f"{ns}/pod/web", "insert")
+    index = hub.ec.object_index()
+    assert await index.pod_bound(node, ns, "web")
+    assert not await index.pod_bound(other, ns, "web")
+    assert await index.configmap_referenced(node, ns, "cfg")
+    assert not await index.configmap_referenced(other, ns, "cfg")
+    assert await index.secret_referenced(node, ns, "pull")
+    assert not await index.secret_referenced(node, ns, "cfg")
+    assert await index.serviceaccount_referenced(node, ns, "default")
+    assert not await index.serviceaccount_referenced(node, ns, "admin")
+    assert not await index.serviceaccount_referenced(other, ns, "default")
