@@ -383,11 +383,11 @@ class _HubProtocol(QuicConnectionProtocol):
                 self.close_with(qf.CODE_NORMAL, "session refused")
                 return
             log.info("node %s connected over quic", conn.node_id)
-            metrics.CONNECTED_NODES.labels(TRANSPORT).inc()
+            metrics.OPEN_CONNECTIONS.labels(TRANSPORT).inc()
             try:
                 await self._pump(conn)
             finally:
-                metrics.CONNECTED_NODES.labels(TRANSPORT).dec()
+                metrics.OPEN_CONNECTIONS.labels(TRANSPORT).dec()
                 log.info("node %s disconnected: %s", conn.node_id, self._close_reason)
                 try:
                     await handler.on_disconnect(conn, self._close_reason)
