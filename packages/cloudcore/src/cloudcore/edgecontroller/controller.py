@@ -85,6 +85,7 @@ class EdgeController:
         up = Upstream(
             ctx, self.client, self.health,
             cloudcore_address=self.settings.cloudcore_address,
+            cluster_ca=self.settings.cluster_ca,
             configmaps=lambda: self.configmaps, secrets=lambda: self.secrets,
         )
         c = self.client
@@ -133,7 +134,8 @@ class EdgeController:
             await self._workers.submit(up.node_key(msg), job)
 
     async def _start_informers(self) -> None:
-        assert self.nodes and self.pods and self.configmaps and self.secrets
+        assert self.nodes is not None and self.pods is not None
+        assert self.configmaps is not None and self.secrets is not None
         # Nodes first so pods are routed; pods before configmaps/secrets so the
         # locator knows who uses what when their initial adds arrive.
         for inf in (self.nodes, self.pods):
