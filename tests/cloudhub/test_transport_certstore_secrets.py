@@ -7,10 +7,9 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from kubeclient import KubeClient
-
 from cloudcore.cloudhub.certstore import CertStore, CertStoreSettings
 from kecommon import certs, token
+from kubeclient import KubeClient
 
 
 def settings_for(tmp: Path, namespace: str) -> CertStoreSettings:

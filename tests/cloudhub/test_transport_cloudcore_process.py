@@ -14,7 +14,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,11 @@ from websockets.exceptions import ConnectionClosed
 
 from beehive import codec
 from beehive.message import Message
+from cloudcore.crds import install_crds
 from fixtures.hubpki import edge_headers, wait_for
 from fixtures.hubquic import client_config, quic_edge
 from kecommon import certs, token
+from kubeclient import KubeClient
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -38,7 +40,10 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 @pytest.fixture
-def cloudcore(kube_api: Any, tmp_path: Path) -> Iterator[dict[str, Any]]:
+async def cloudcore(kube_api: Any, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    # keadm/Helm install the CRDs, not cloudcore; do it as they would.
+    async with await KubeClient.from_kubeconfig(kube_api.kubeconfig) as admin:
+        await install_crds(admin)
     ports = {
         "ws": free_port(),
         "https": free_port(),
@@ -68,17 +73,23 @@ def cloudcore(kube_api: Any, tmp_path: Path) -> Iterator[dict[str, Any]]:
     path.write_text(yaml.safe_dump(config))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     log = (tmp_path / "cloudcore.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cloudcore", "--config", str(path)],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cloudcore",
+        "--config",
+        str(path),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     info = {"proc": proc, "ports": ports, "log": tmp_path / "cloudcore.log"}
     try:
         yield info
     finally:
-        if proc.poll() is None:
+        if proc.returncode is None:
             proc.kill()
-            proc.wait(10)
+            await proc.wait()
         log.close()
 
 
@@ -95,7 +106,7 @@ async def wait_ready(info: dict[str, Any]) -> bytes:
     deadline = time.monotonic() + 30
     url = f"https://127.0.0.1:{info['ports']['https']}/ca.crt"
     while True:
-        assert info["proc"].poll() is None, log_of(info)
+        assert info["proc"].returncode is None, log_of(info)
         try:
             status, body = await get(url, ssl=False)
             if status == 200:
@@ -138,7 +149,9 @@ async def test_cloudcore_process_end_to_end(
     # Bootstrap: token -> certificate.
     key = certs.new_key()
     status, der = await get(
-        f"{base}/edge.crt", ssl=edge_ctx, data=certs.new_csr(node, key),
+        f"{base}/edge.crt",
+        ssl=edge_ctx,
+        data=certs.new_csr(node, key),
         headers={"NodeName": node, "Authorization": f"Bearer {jwt}"},
     )
     assert status == 200, der
@@ -146,17 +159,20 @@ async def test_cloudcore_process_end_to_end(
     (tmp_path / "edge.key").write_bytes(certs.key_to_pem(key))
     edge_ctx.load_cert_chain(tmp_path / "edge.crt", tmp_path / "edge.key")
 
-    keepalive = Message.new(source="websocket", group="resource", operation="keepalive",
-                            resource="node", content="ping")
+    keepalive = Message.new(
+        source="websocket", group="resource", operation="keepalive", resource="node", content="ping"
+    )
     async with await connect(
         f"wss://localhost:{ports['ws']}/e632aba927ea4ac2b575ec1603d56f10/{node}/events",
-        ssl=edge_ctx, additional_headers=edge_headers(node),
+        ssl=edge_ctx,
+        additional_headers=edge_headers(node),
     ) as ws:
         await ws.send(codec.encode(keepalive))
         assert await wait_for_metric(ports["metrics"], "cloudhub_connected_nodes", 1.0)
-        assert await metric(
-            ports["metrics"], 'cloudhub_open_connections{transport="websocket"}'
-        ) == 1.0
+        assert (
+            await metric(ports["metrics"], 'cloudhub_open_connections{transport="websocket"}')
+            == 1.0
+        )
 
         # The same node over QUIC replaces the WebSocket session.
         config = client_config(ca_pem, (tmp_path / "edge.crt", tmp_path / "edge.key"))
@@ -165,13 +181,15 @@ async def test_cloudcore_process_end_to_end(
             assert reply.content == "ack"
             quic.send(keepalive)
             with pytest.raises(ConnectionClosed) as err:
-                await asyncio.wait_for(ws.recv(), 10)
+                async with asyncio.timeout(10):
+                    while True:  # downstream messages (the node object) may come first
+                        await ws.recv()
             assert err.value.rcvd is not None and err.value.rcvd.code == 4000
             quic.close()
 
     proc = cloudcore["proc"]
     proc.send_signal(signal.SIGTERM)
-    code = await asyncio.to_thread(proc.wait, 20)
+    code = await asyncio.wait_for(proc.wait(), 20)
     assert code == 0, log_of(cloudcore)
     assert "module cloudhub stopped" in log_of(cloudcore)
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from beehive.codec import DEFAULT_MAX_SIZE
 from beehive.constants import GROUP_CLOUDHUB, MOD_CLOUDHUB
 from cloudcore.cloudhub.certstore import CertStore, CertStoreSettings
 from cloudcore.cloudhub.https import HttpsServer, NodeLookup
@@ -129,7 +130,7 @@ class CloudHub:
             asyncio.create_task(self.store.run_token_refresher(), name="cloudhub:token")
         )
         auth = node_auth_enabled(hub)
-        max_frame = getattr(hub, "max_frame_size", None) or HubServerSettings.max_frame_size
+        max_frame = getattr(hub, "max_frame_size", None) or DEFAULT_MAX_SIZE
         write_timeout = float(getattr(hub, "write_timeout", 30) or 0) or None
         store = self.store
         if hub.https.enable:
