@@ -7,6 +7,7 @@ validates a config and exits without starting anything.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -94,13 +95,14 @@ def _setup_logging() -> None:
 
 
 # -- running ------------------------------------------------------------------------
-# The run path is built on another branch (issue 4); keep this seam small.
 
 
 def run(cfg: CloudCoreConfig, *, config_path: Path) -> int:
     """Run cloudcore with ``cfg`` until stopped; returns the exit code."""
-    typer.echo("cloudcore: running is not implemented yet", err=True)
-    return 2
+    from cloudcore import app as cloudcore_app
+
+    logging.getLogger("cloudcore").info("cloudcore starting with %s", config_path)
+    return asyncio.run(cloudcore_app.run(cfg))
 
 
 def main() -> None:
