@@ -7,16 +7,26 @@ and 3.4. Keys tagged ``omitempty`` in Go are omitted when empty:
 route key. ``msg_id`` and ``timestamp`` are always written, and so is
 ``content`` (``null`` when there is none).
 
+Encoding matches Go byte for byte where it matters: compact separators, no
+ASCII escaping of other characters, but ``<``, ``>``, ``&``, U+2028 and U+2029
+escaped as ``\\u003c`` and so on (``json.Encoder`` escapes HTML by default),
+and a lone UTF-16 surrogate written as U+FFFD, as Go does with invalid text.
+
 Decoding accepts everything Go's decoder accepts for these structs (unknown
 keys ignored, missing keys zero) but rejects values of the wrong JSON type,
-because Go's decoder fails on those too. Every failure is a
-:class:`~beehive.exceptions.CodecError`; nothing else escapes :func:`decode`.
-The size cap is checked before parsing.
+because Go's decoder fails on those too. It is stricter than Go in two
+places, on purpose: the frame must be valid UTF-8 (Go would substitute
+U+FFFD), and ``NaN``/``Infinity`` or a number too large for a float64 are
+rejected (Go rejects those as well; Python's json would accept them and then
+write invalid JSON). Every failure is a :class:`~beehive.exceptions.CodecError`;
+nothing else escapes :func:`decode`. The size cap is checked before parsing.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from beehive.exceptions import MalformedMessage, PayloadTooBig
@@ -27,7 +37,29 @@ __all__ = ["DEFAULT_MAX_SIZE", "decode", "decode_obj", "encode", "to_obj"]
 #: KubeEdge caps a frame at 32 MiB (viaduct ``MaxPayloadLen``).
 DEFAULT_MAX_SIZE = 32 * 1024 * 1024
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+# Go's encoding/json escapes these inside strings; they never occur outside one.
+_GO_ESCAPES = re.compile("[<>&\u2028\u2029]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _go_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:40]} does not fit in a float64")
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def to_obj(msg: Message) -> dict[str, Any]:
@@ -59,14 +91,29 @@ def to_obj(msg: Message) -> dict[str, Any]:
 
 
 def encode(msg: Message, *, newline: bool = True) -> bytes:
-    """Encode ``msg`` as UTF-8 JSON; with ``newline`` as gorilla's WriteJSON does."""
-    text = _ENCODER.encode(to_obj(msg))
+    """Encode ``msg`` as UTF-8 JSON; with ``newline`` as gorilla's WriteJSON does.
+
+    Raises:
+        MalformedMessage: the content is not JSON data (a set, bytes, NaN...).
+    """
+    try:
+        text = _ENCODER.encode(to_obj(msg))
+    except ValueError as exc:  # NaN or infinity in the content
+        raise MalformedMessage(f"content cannot be encoded as JSON: {exc}") from exc
+    except TypeError as exc:  # content that is not JSON data
+        raise MalformedMessage(f"content cannot be encoded as JSON: {exc}") from exc
+    text = _GO_ESCAPES.sub(_go_escape, text)
     if newline:
         text += "\n"
-    return text.encode("utf-8")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub("\ufffd", text).encode("utf-8")
 
 
-def decode(data: bytes | str, *, max_size: int | None = DEFAULT_MAX_SIZE) -> Message:
+def decode(
+    data: bytes | bytearray | memoryview | str, *, max_size: int | None = DEFAULT_MAX_SIZE
+) -> Message:
     """Decode one frame into a :class:`Message`.
 
     Raises:
@@ -74,13 +121,29 @@ def decode(data: bytes | str, *, max_size: int | None = DEFAULT_MAX_SIZE) -> Mes
         MalformedMessage: the frame is not JSON, not an object, or a field has
             the wrong type.
     """
-    if max_size is not None and len(data) > max_size:
-        raise PayloadTooBig(len(data), max_size)
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        raw = bytes(data)
+        if max_size is not None and len(raw) > max_size:
+            raise PayloadTooBig(len(raw), max_size)
+        try:
+            # json.loads would also guess UTF-16/32 from bytes; the wire is UTF-8.
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedMessage(f"not valid UTF-8: {exc}") from exc
+    elif isinstance(data, str):
+        if max_size is not None:
+            # The cap is on bytes; only non-ASCII text needs encoding to count them.
+            size = len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
+            if size > max_size:
+                raise PayloadTooBig(size, max_size)
+        text = data
+    else:
+        raise MalformedMessage(f"a frame is bytes or str, not {type(data).__name__}")
     try:
-        obj = json.loads(data)
+        obj = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
-        # UnicodeDecodeError is a ValueError; deep nesting raises RecursionError.
-        raise MalformedMessage(f"not valid JSON: {exc}") from exc
+        # Deep nesting raises RecursionError; everything else is a ValueError.
+        raise MalformedMessage(f"not valid JSON: {str(exc)[:200]}") from exc
     return decode_obj(obj)
 
 

@@ -4,7 +4,7 @@ Mirrors KubeEdge's channel context
 (``staging/src/github.com/kubeedge/beehive/pkg/core/context/context_channel.go``)
 on asyncio:
 
-* every registered module owns one bounded :class:`asyncio.Queue`;
+* every registered module owns one bounded mailbox (FIFO);
 * ``send`` puts a message on a module's queue, ``receive`` takes the next one;
 * ``send_sync`` sends and waits for the message whose ``parent_msg_id`` is the
   request's ``msg_id``; whoever handles the request answers with ``send_resp``;
@@ -16,14 +16,24 @@ with a ``timeout`` it gives up with :class:`QueueFull`. ``try_send`` never waits
 and raises :class:`QueueFull` at once. Every refusal is counted in
 :attr:`Context.stats`. Pending sync waiters live in one table keyed by msg_id;
 each has its deadline, and :meth:`Context.close` fails every one of them with
-:class:`ContextClosed` so none is left hanging.
+:class:`ContextClosed` so none is left hanging. Close also drops queued
+messages and wakes every blocked ``send`` and ``receive`` with
+:class:`ContextClosed`; nothing is delivered after close.
+
+A response (``send_resp``) never waits: it completes the pending request
+whose msg_id is its ``parent_msg_id``, or is counted as
+``unmatched_response`` and dropped when nobody waits any more (the request
+timed out). ``send_to_group_sync`` waits for one answer from every member;
+when the deadline passes first it raises :class:`SyncTimeout` and the
+answers that did arrive are dropped, as KubeEdge's SendToGroupSync does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from beehive.exceptions import (
@@ -42,11 +52,86 @@ log = logging.getLogger(__name__)
 DEFAULT_QUEUE_SIZE = 1024
 
 
-class _Closed:
-    """Sentinel left in a queue after close so receivers wake up."""
+class _Mailbox:
+    """A bounded FIFO of messages for one module, that can be closed.
 
+    asyncio.Queue cannot be closed: a sender blocked on a full queue would
+    stay blocked forever, and a sentinel pushed in on close can end up behind
+    a late message. Here ``close`` drops what is queued and wakes every
+    blocked sender and receiver with :class:`ContextClosed`; nothing is
+    delivered after close.
+    """
 
-_CLOSED = _Closed()
+    __slots__ = ("_closed", "_getters", "_items", "_maxsize", "_putters")
+
+    def __init__(self, maxsize: int) -> None:
+        self._maxsize = maxsize
+        self._items: deque[Message] = deque()
+        self._getters: deque[asyncio.Future[None]] = deque()
+        self._putters: deque[asyncio.Future[None]] = deque()
+        self._closed = False
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def full(self) -> bool:
+        return len(self._items) >= self._maxsize
+
+    @staticmethod
+    def _wake(waiters: deque[asyncio.Future[None]]) -> None:
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+    def put_nowait(self, msg: Message) -> bool:
+        """Queue ``msg``; False when full. Raises ContextClosed after close."""
+        if self._closed:
+            raise ContextClosed("the context is closed")
+        if self.full():
+            return False
+        self._items.append(msg)
+        self._wake(self._getters)
+        return True
+
+    async def put(self, msg: Message) -> None:
+        while not self.put_nowait(msg):
+            await self._wait(self._putters)
+
+    async def get(self) -> Message:
+        while True:
+            if self._closed:
+                raise ContextClosed("the context is closed")
+            if self._items:
+                msg = self._items.popleft()
+                self._wake(self._putters)
+                return msg
+            await self._wait(self._getters)
+
+    async def _wait(self, waiters: deque[asyncio.Future[None]]) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            # If we were woken and cancelled in the same step, pass the wake
+            # on so that the room (or the message) is not lost.
+            if fut.done() and not fut.cancelled():
+                self._wake(waiters)
+            else:
+                with contextlib.suppress(ValueError):
+                    waiters.remove(fut)
+            raise
+
+    def close(self) -> None:
+        self._closed = True
+        self._items.clear()
+        for waiters in (self._getters, self._putters):
+            while waiters:
+                fut = waiters.popleft()
+                if not fut.done():
+                    fut.set_result(None)
 
 
 @dataclass(slots=True)
@@ -63,7 +148,7 @@ class Context:
         if queue_size <= 0:
             raise ValueError("queue_size must be positive")
         self._queue_size = queue_size
-        self._queues: dict[str, asyncio.Queue[Message | _Closed]] = {}
+        self._queues: dict[str, _Mailbox] = {}
         self._groups: dict[str, list[str]] = {}
         self._waiters: dict[str, _Waiter] = {}
         self._closed = False
@@ -76,14 +161,17 @@ class Context:
     def add_module(self, name: str, group: str = "") -> None:
         """Give ``name`` a queue and add it to ``group``; idempotent."""
         if name not in self._queues:
-            self._queues[name] = asyncio.Queue(self._queue_size)
+            self._queues[name] = _Mailbox(self._queue_size)
         if group:
             members = self._groups.setdefault(group, [])
             if name not in members:
                 members.append(name)
 
     def remove_module(self, name: str) -> None:
-        self._queues.pop(name, None)
+        """Forget ``name``; its blocked senders and receivers get ContextClosed."""
+        q = self._queues.pop(name, None)
+        if q is not None:
+            q.close()
         for members in self._groups.values():
             if name in members:
                 members.remove(name)
@@ -104,7 +192,7 @@ class Context:
 
     # -- sending ---------------------------------------------------------------
 
-    def _queue(self, module: str) -> asyncio.Queue[Message | _Closed]:
+    def _queue(self, module: str) -> _Mailbox:
         if self._closed:
             raise ContextClosed("the context is closed")
         try:
@@ -135,22 +223,16 @@ class Context:
     def try_send(self, module: str, msg: Message) -> None:
         """Put ``msg`` on ``module``'s queue or raise :class:`QueueFull` at once."""
         q = self._queue(module)
-        try:
-            q.put_nowait(msg)
-        except asyncio.QueueFull:
+        if not q.put_nowait(msg):
             self.stats["queue_full"] += 1
-            raise QueueFull(f"queue of {module!r} is full ({self._queue_size})") from None
+            raise QueueFull(f"queue of {module!r} is full ({self._queue_size})")
         self.stats["sent"] += 1
 
     async def receive(self, module: str) -> Message:
         """The next message for ``module``; raises :class:`ContextClosed` after close."""
-        q = self._queue(module)
-        item = await q.get()
-        if isinstance(item, _Closed):
-            q.put_nowait(item)  # leave it for any other receiver of this queue
-            raise ContextClosed("the context is closed")
+        msg = await self._queue(module).get()
         self.stats["received"] += 1
-        return item
+        return msg
 
     async def send_to_group(
         self, group: str, msg: Message, *, timeout: float | None = None
@@ -183,9 +265,7 @@ class Context:
         responses = await self._request([module], msg, timeout)
         return responses[0]
 
-    async def send_to_group_sync(
-        self, group: str, msg: Message, timeout: float
-    ) -> list[Message]:
+    async def send_to_group_sync(self, group: str, msg: Message, timeout: float) -> list[Message]:
         """Send ``msg`` to every module of ``group``; wait for one answer from each."""
         return await self._request(self._members(group), msg, timeout)
 
@@ -246,6 +326,4 @@ class Context:
                 waiter.future.set_exception(ContextClosed("the context closed"))
         self._waiters.clear()
         for q in self._queues.values():
-            while not q.empty():
-                q.get_nowait()
-            q.put_nowait(_CLOSED)
+            q.close()

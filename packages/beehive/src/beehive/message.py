@@ -84,9 +84,7 @@ class Message:
                 timestamp=now_ms() if timestamp is None else timestamp,
                 resource_version=resource_version,
             ),
-            route=MessageRoute(
-                source=source, group=group, operation=operation, resource=resource
-            ),
+            route=MessageRoute(source=source, group=group, operation=operation, resource=resource),
             content=content,
         )
 

@@ -14,6 +14,7 @@ and the runtime (:mod:`beehive.runtime`) never imports a concrete module.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -96,7 +97,7 @@ class Registry:
             raise ValueError(f"module {module.name!r} is already registered")
         self._items.append(Registration(module, restart))
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Registration]:
         return iter(self._items)
 
     def __len__(self) -> int:

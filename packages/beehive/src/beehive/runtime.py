@@ -23,9 +23,12 @@ from typing import Any
 from beehive.context import Context
 from beehive.module import Registration, Registry
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "run_process"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds :func:`run_process` grants leftover tasks after the shutdown.
+_STRAGGLER_GRACE = 1.0
 
 
 @dataclass(slots=True)
@@ -55,6 +58,7 @@ class Runtime:
         self._stop = asyncio.Event()
         self._failed: str | None = None
         self._started = asyncio.Event()
+        self._stragglers: list[asyncio.Task[None]] = []
 
     # -- control ---------------------------------------------------------------
 
@@ -69,6 +73,11 @@ class Runtime:
 
     async def wait_started(self) -> None:
         await self._started.wait()
+
+    @property
+    def stragglers(self) -> list[str]:
+        """Modules that ignored cancellation and were left behind at shutdown."""
+        return [t.get_name().removeprefix("module:") for t in self._stragglers if not t.done()]
 
     def running_modules(self) -> list[str]:
         return [r.reg.module.name for r in self._running if r.task and not r.task.done()]
@@ -85,8 +94,12 @@ class Runtime:
                     loop.add_signal_handler(sig, self._on_signal, sig)
                     installed.append(sig)
         try:
-            for reg in self.registry.enabled(self.config):
+            enabled = self.registry.enabled(self.config)
+            # Every queue exists before any module runs, so a module may send
+            # to one registered after it.
+            for reg in enabled:
                 self.context.add_module(reg.module.name, reg.module.group)
+            for reg in enabled:
                 running = _Running(reg)
                 self._running.append(running)
                 running.task = asyncio.create_task(
@@ -155,14 +168,18 @@ class Runtime:
             if task is not None and not task.done():
                 task.cancel()
                 remaining = max(0.0, deadline - loop.time())
-                try:
-                    async with asyncio.timeout(remaining or 0.001):
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await task
-                except TimeoutError:
-                    log.error("module %s did not stop before the shutdown deadline", module.name)
-                except Exception:
-                    log.exception("module %s raised while stopping", module.name)
+                # asyncio.wait neither re-cancels the task nor swallows a
+                # cancellation of the shutdown itself.
+                await asyncio.wait({task}, timeout=remaining or 0.001)
+                if not task.done():
+                    self._stragglers.append(task)
+                    log.error(
+                        "module %s did not stop before the shutdown deadline; left behind",
+                        module.name,
+                    )
+                    continue
+            if task is not None and not task.cancelled() and task.exception() is not None:
+                log.error("module %s raised while stopping: %r", module.name, task.exception())
             log.info("module %s stopped", module.name)
         self.context.close()
 
@@ -175,3 +192,31 @@ class Runtime:
             log.error("cleanup of module %s timed out", name)
         except Exception:
             log.exception("cleanup of module %s failed", name)
+
+
+def run_process(runtime: Runtime, *, handle_signals: bool = True) -> int:
+    """Run ``runtime`` on a fresh event loop and return the exit code.
+
+    Unlike :func:`asyncio.run`, this does not wait forever for tasks that
+    ignore cancellation: after the runtime's own shutdown (which already
+    bounds the wait for each module), leftover tasks get one more
+    cancellation and a short grace period, then the loop is closed anyway.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(runtime.run(handle_signals=handle_signals))
+    finally:
+        try:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending, timeout=_STRAGGLER_GRACE))
+            left = [t.get_name() for t in pending if not t.done()]
+            if left:
+                log.error("exiting with tasks that ignore cancellation: %s", ", ".join(left))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()

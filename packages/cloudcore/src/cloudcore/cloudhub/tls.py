@@ -1,0 +1,101 @@
+"""TLS contexts and peer authentication shared by cloudhub's servers.
+
+Mirrors ``cloud/pkg/cloudhub/servers/server.go`` createTLSConfig (protocol.md
+3.3): the server presents the cloudcore certificate; the WebSocket server
+requires a client certificate signed by the KubeEdge CA; TLS 1.2 is the
+minimum and, for 1.2, only the ECDHE-ECDSA AEAD suites are allowed (the server
+key is ECDSA). The HTTPS bootstrap server only *asks* for a client certificate
+(rotation uses it, bootstrap uses a token instead).
+
+Node authentication (``cloud/pkg/cloudhub/authorization/authorizer.go``) is
+:func:`authenticate_node`: exactly one certificate, signed by the CA, CN
+``system:node:<node_id>``. Unlike KubeEdge it is on by default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+import tempfile
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
+from kecommon import certs
+
+__all__ = ["TLS12_CIPHERS", "authenticate_node", "server_ssl_context"]
+
+#: The TLS 1.2 suites KubeEdge allows (OpenSSL names); 1.3 suites are not restricted.
+TLS12_CIPHERS = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+    ]
+)
+
+
+def server_ssl_context(
+    server: certs.CertPair,
+    ca_cert: x509.Certificate,
+    *,
+    client_cert: ssl.VerifyMode = ssl.CERT_REQUIRED,
+) -> ssl.SSLContext:
+    """A server context with the cloudcore cert and the KubeEdge CA as the client CA.
+
+    ``client_cert`` is ``CERT_REQUIRED`` for the hub servers, ``CERT_OPTIONAL``
+    for the HTTPS bootstrap server.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(TLS12_CIPHERS)
+    # ssl can only load a key pair from files: write them into a private
+    # directory that lives only for the load.
+    with tempfile.TemporaryDirectory(prefix="cloudhub-tls-") as tmp:
+        cert_file = Path(tmp) / "server.crt"
+        key_file = Path(tmp) / "server.key"
+        cert_file.write_bytes(certs.cert_to_pem(server.cert))
+        key_file.touch(mode=0o600)
+        key_file.write_bytes(certs.key_to_pem(server.key))
+        ctx.load_cert_chain(cert_file, key_file)
+    ctx.load_verify_locations(cadata=certs.cert_to_der(ca_cert))
+    ctx.verify_mode = client_cert
+    return ctx
+
+
+def authenticate_node(
+    peer_certs: list[bytes],
+    ca_cert: x509.Certificate,
+    node_id: str,
+    *,
+    check_cn: bool = True,
+) -> str | None:
+    """Check the peer's certificate(s) for ``node_id``; return a refusal reason or None.
+
+    ``peer_certs`` is the DER chain the client sent (leaf first). Exactly one
+    certificate is allowed. With ``check_cn`` off (node authentication
+    disabled) only the CA signature and validity are checked.
+    """
+    if not peer_certs:
+        return "a client certificate signed by the KubeEdge CA is required"
+    if len(peer_certs) != 1:
+        return "exactly one client certificate is allowed (no intermediates)"
+    try:
+        cert = certs.cert_from_bytes(peer_certs[0])
+    except certs.CertError as exc:
+        return f"the client certificate cannot be parsed: {exc}"
+    if check_cn:
+        try:
+            certs.verify_client_cert(cert, ca_cert, node_name=node_id)
+        except certs.ClientCertRefused as exc:
+            return str(exc)
+        return None
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return "the client certificate is not signed by the KubeEdge CA"
+    now = dt.datetime.now(dt.UTC)
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        return "the client certificate is outside its validity period"
+    return None

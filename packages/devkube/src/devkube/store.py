@@ -1,0 +1,277 @@
+"""Object storage with a global, monotonically increasing resourceVersion and a
+watch history (the role etcd + the watch cache play in kube-apiserver).
+
+Invariants:
+- Stored object dicts are never mutated after ``put``; writers always store a new dict.
+  That lets watch fan-out hand the same object (and its encoded JSON line, computed once)
+  to every watcher without copying.
+- Every write takes the next resourceVersion, records one ``StoredEvent`` in the history
+  and delivers it synchronously to the watchers of that kind, all without an ``await``
+  in between, so each watcher sees every event exactly once, in resourceVersion order.
+- Watching from a resourceVersion older than the history window raises ``Expired``
+  (the caller turns it into a 410 ``ERROR`` watch event, as kube-apiserver does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped kinds
+
+DEFAULT_HISTORY = 100_000
+# A watcher that falls this many events behind is closed (kube-apiserver also closes
+# slow watchers); the client relists or resumes from its last resourceVersion.
+DEFAULT_WATCH_QUEUE = 10_000
+
+
+class Expired(Exception):
+    """A watch asked for a resourceVersion that has been compacted away."""
+
+    def __init__(self, requested: int, oldest: int) -> None:
+        super().__init__(f"too old resource version: {requested} ({oldest})")
+        self.requested = requested
+        self.oldest = oldest
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(slots=True)
+class StoredEvent:
+    type: str  # ADDED | MODIFIED | DELETED
+    rv: int
+    resource: str
+    namespace: str
+    obj: Obj
+    prev: Obj | None = None
+    _lines: dict[str, bytes] = field(default_factory=dict)
+
+    def line(self, type_: str | None = None) -> bytes:
+        """The encoded watch event (cached per type: selector transitions rename it)."""
+        t = type_ or self.type
+        cached = self._lines.get(t)
+        if cached is None:
+            cached = (dumps({"type": t, "object": self.obj}) + "\n").encode()
+            self._lines[t] = cached
+        return cached
+
+
+class Backend(Protocol):
+    """Durable storage behind the in-memory maps (see persist.SqliteBackend)."""
+
+    def load(self) -> tuple[int, list[tuple[str, str, str, Obj]]]: ...
+    def put(self, resource: str, namespace: str, name: str, obj: Obj, rv: int) -> None: ...
+    def delete(self, resource: str, namespace: str, name: str, rv: int) -> None: ...
+    def close(self) -> None: ...
+
+
+class Watcher:
+    """One watch stream: a bounded queue of events (policy: close on overflow)."""
+
+    def __init__(
+        self,
+        resource: str,
+        namespace: str | None,
+        match: Callable[[Obj], bool] | None,
+        *,
+        maxsize: int = DEFAULT_WATCH_QUEUE,
+    ) -> None:
+        self.resource = resource
+        self.namespace = namespace
+        self.match = match
+        self.queue: asyncio.Queue[tuple[str, StoredEvent] | None] = asyncio.Queue(maxsize)
+        self.overflowed = False
+        self.closed = False
+
+    def offer(self, event: StoredEvent) -> None:
+        """Queue ``event`` if it concerns this watcher (translating selector transitions)."""
+        if self.closed:
+            return
+        if self.namespace is not None and event.namespace != self.namespace:
+            return
+        kind = event.type
+        if self.match is not None:
+            now = self.match(event.obj)
+            if event.type == "MODIFIED":
+                before = event.prev is not None and self.match(event.prev)
+                if now and not before:
+                    kind = "ADDED"
+                elif before and not now:
+                    kind = "DELETED"
+                elif not now:
+                    return
+            elif not now:
+                return
+        self._put((kind, event))
+
+    def _put(self, item: tuple[str, StoredEvent] | None) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self.closed = True
+            log.warning("watch on %s fell behind; closing it", self.resource)
+            # Drop one item so the end marker fits: the stream ends right after.
+            self.queue.get_nowait()
+            self.queue.put_nowait(None)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._put(None)
+
+
+class Store:
+    """In-memory objects per kind, the RV counter, the watch history and the watchers."""
+
+    def __init__(self, *, backend: Backend | None = None, history: int = DEFAULT_HISTORY) -> None:
+        self._objects: dict[str, dict[Key, Obj]] = {}
+        self._watchers: dict[str, set[Watcher]] = {}
+        self._history: deque[StoredEvent] = deque()
+        self._history_max = history
+        self._backend = backend
+        self.rv = 1
+        if backend is not None:
+            rv, rows = backend.load()
+            self.rv = max(rv, 1)
+            for resource, namespace, name, obj in rows:
+                self._objects.setdefault(resource, {})[(namespace, name)] = obj
+        # Events with rv > compacted are all in the history.
+        self.compacted = self.rv
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get(self, resource: str, namespace: str, name: str) -> Obj | None:
+        return self._objects.get(resource, {}).get((namespace, name))
+
+    def items(self, resource: str, namespace: str | None = None) -> Iterator[tuple[Key, Obj]]:
+        objs = self._objects.get(resource, {})
+        if namespace is None:
+            yield from objs.items()
+        else:
+            for key, obj in objs.items():
+                if key[0] == namespace:
+                    yield key, obj
+
+    def count(self, resource: str, namespace: str | None = None) -> int:
+        if namespace is None:
+            return len(self._objects.get(resource, {}))
+        return sum(1 for _ in self.items(resource, namespace))
+
+    def resources(self) -> list[str]:
+        return [r for r, objs in self._objects.items() if objs]
+
+    # -- writes -------------------------------------------------------------------------
+
+    def next_rv(self) -> int:
+        self.rv += 1
+        return self.rv
+
+    def put(self, resource: str, namespace: str, name: str, obj: Obj) -> StoredEvent:
+        """Store ``obj`` (whose metadata.resourceVersion the caller already set from
+        ``next_rv()``) and publish ADDED or MODIFIED."""
+        rv = int(obj["metadata"]["resourceVersion"])
+        objs = self._objects.setdefault(resource, {})
+        prev = objs.get((namespace, name))
+        objs[(namespace, name)] = obj
+        if self._backend is not None:
+            self._backend.put(resource, namespace, name, obj, rv)
+        kind = "ADDED" if prev is None else "MODIFIED"
+        ev = StoredEvent(kind, rv, resource, namespace, obj, prev)
+        self._publish(ev)
+        return ev
+
+    def remove(self, resource: str, namespace: str, name: str, final: Obj) -> StoredEvent:
+        """Remove an object; ``final`` is its last state carrying the deletion's RV."""
+        rv = int(final["metadata"]["resourceVersion"])
+        self._objects.get(resource, {}).pop((namespace, name), None)
+        if self._backend is not None:
+            self._backend.delete(resource, namespace, name, rv)
+        ev = StoredEvent("DELETED", rv, resource, namespace, final)
+        self._publish(ev)
+        return ev
+
+    def _publish(self, ev: StoredEvent) -> None:
+        self._history.append(ev)
+        if len(self._history) > self._history_max:
+            dropped = self._history.popleft()
+            self.compacted = dropped.rv
+        for w in list(self._watchers.get(ev.resource, ())):
+            w.offer(ev)
+
+    # -- watch --------------------------------------------------------------------------
+
+    def watch(
+        self,
+        resource: str,
+        namespace: str | None,
+        match: Callable[[Obj], bool] | None,
+        since: int | None,
+    ) -> Watcher:
+        """Register a watcher. With ``since``, first queue the history after it (raising
+        ``Expired`` when compacted); without, queue ADDED for every current object."""
+        initial: list[StoredEvent] = []
+        if since is None:
+            for (ns, _), obj in self.items(resource, namespace):
+                if match is None or match(obj):
+                    rv = int(obj["metadata"]["resourceVersion"])
+                    initial.append(StoredEvent("ADDED", rv, resource, ns, obj))
+        else:
+            if since < self.compacted:
+                raise Expired(since, self.compacted)
+            # History is RV-ordered: replay what came after ``since``.
+            initial = [ev for ev in self._iter_history_after(since) if ev.resource == resource]
+        w = Watcher(resource, namespace, match, maxsize=DEFAULT_WATCH_QUEUE + len(initial))
+        for ev in initial:
+            w.offer(ev)
+        self._watchers.setdefault(resource, set()).add(w)
+        return w
+
+    def _iter_history_after(self, since: int) -> Iterator[StoredEvent]:
+        hist = self._history
+        if not hist or hist[-1].rv <= since:
+            return
+        # Binary search over the deque (indexable) for the first rv > since.
+        lo, hi = 0, len(hist)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if hist[mid].rv <= since:
+                lo = mid + 1
+            else:
+                hi = mid
+        for i in range(lo, len(hist)):
+            yield hist[i]
+
+    def unwatch(self, w: Watcher) -> None:
+        self._watchers.get(w.resource, set()).discard(w)
+        w.closed = True
+
+    def close_watchers(self, resource: str | None = None) -> None:
+        for res, ws in list(self._watchers.items()):
+            if resource is None or res == resource:
+                for w in list(ws):
+                    w.close()
+
+    def compact(self, rv: int | None = None) -> int:
+        """Forget history up to ``rv`` (default: everything); watches from older RVs
+        then get 410 Expired. Returns the new compaction point."""
+        target = self.rv if rv is None else min(rv, self.rv)
+        while self._history and self._history[0].rv <= target:
+            self._history.popleft()
+        self.compacted = max(self.compacted, target)
+        return self.compacted
+
+    def close(self) -> None:
+        self.close_watchers()
+        if self._backend is not None:
+            self._backend.close()

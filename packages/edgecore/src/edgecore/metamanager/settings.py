@@ -1,0 +1,30 @@
+"""metamanager settings, from ``modules.metaManager`` and ``database`` of edgecore.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["DEFAULT_DATA_SOURCE", "MetaSettings", "from_config"]
+
+DEFAULT_DATA_SOURCE = "/var/lib/kubeedge/edgecore.db"
+
+
+@dataclass(slots=True)
+class MetaSettings:
+    data_source: str = DEFAULT_DATA_SOURCE
+    remote_query_timeout: float = 60.0
+    #: the module requests to the cloud go to (``contextSendModule``)
+    hub_module: str = "websocket"
+    #: kubeedge-py: edge requests handled at once; more wait (back-pressure)
+    max_concurrent_requests: int = 64
+
+
+def from_config(cfg: Any) -> MetaSettings:
+    mm = getattr(getattr(cfg, "modules", None), "meta_manager", None)
+    db = getattr(cfg, "database", None)
+    return MetaSettings(
+        data_source=str(getattr(db, "data_source", None) or DEFAULT_DATA_SOURCE),
+        remote_query_timeout=float(getattr(mm, "remote_query_timeout", None) or 60),
+        hub_module=str(getattr(mm, "context_send_module", None) or "websocket"),
+    )

@@ -1,0 +1,84 @@
+"""The shapes of cloud answers to edge requests (pure).
+
+protocol.md 6.1-6.4 and the captures:
+
+* node / lease / nodepatch / podpatch answers are an ObjectResp
+  ``{"Object": <obj or null>, "Err": null | {"ErrStatus": <metav1.Status>}}``;
+* configmap / secret / serviceaccounttoken answers are the object itself, or
+  a serialized StatusError ``{"ErrStatus": <metav1.Status>}``;
+* delete and legacy answers are the string ``"OK"`` or an error text.
+
+Also the Status bodies metamanager uses for its own refusals (kubeedge-py:
+``ServiceUnavailable`` 503 offline, ``Queued`` 503 for a status patch kept for
+reconnect, ``Timeout`` 504, ``NotFound`` 404).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from beehive.constants import CONTENT_OK
+
+__all__ = ["Answer", "split_answer", "status"]
+
+REASON_QUEUED = "Queued"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer split into the object and the failure Status, if any."""
+
+    obj: Any
+    error: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def status(code: int, reason: str, message: str) -> dict[str, Any]:
+    """A serialized StatusError, as Go marshals ``*errors.StatusError``."""
+    return {
+        "ErrStatus": {
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code,
+        }
+    }
+
+
+def _err_status(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict) and isinstance(value.get("ErrStatus"), dict):
+        return dict(value["ErrStatus"])
+    if isinstance(value, dict):
+        return dict(value)
+    return {"status": "Failure", "message": str(value), "reason": "", "code": 500}
+
+
+def split_answer(content: Any) -> Answer:
+    """Split any answer shape into object and error Status."""
+    if isinstance(content, str):
+        text = content.strip()
+        if text == CONTENT_OK:
+            return Answer(obj=None)
+        # GetContentData semantics: JSON text inside a string is the same object.
+        if text[:1] in ("{", "["):
+            try:
+                return split_answer(json.loads(text))
+            except ValueError:
+                pass
+        return Answer(obj=None, error=_err_status(text))
+    if isinstance(content, dict):
+        if "Object" in content or "Err" in content:
+            err = content.get("Err")
+            if err:
+                return Answer(obj=content.get("Object"), error=_err_status(err))
+            return Answer(obj=content.get("Object"))
+        if "ErrStatus" in content:
+            return Answer(obj=None, error=_err_status(content))
+        return Answer(obj=content)
+    return Answer(obj=content)
