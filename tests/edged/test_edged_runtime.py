@@ -1,7 +1,8 @@
 """PodRuntime on the private containerd: pods really run.
 
-These drive the runtime layer directly, with ``MemMeta`` (conftest) standing
-in for metaclient until the edgehub branch's MetaClient is merged.
+These drive the runtime layer directly, on the real edge data path below the
+WebSocket: MetaClient -> metamanager (SQLite) -> a cloud stand-in that answers
+as cloudcore does (edged/helpers.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from edgecore.edged.cri import CRIClient, pb
 from edgecore.edged.devcontainerd import DevContainerd
 from edgecore.edged.runtime import PodRuntime
 from edged.helpers import (
-    MemMeta,
+    EdgeStack,
     container_status,
     find_condition,
     make_pod,
@@ -51,18 +52,24 @@ async def _owned(cri: CRIClient, rt: PodRuntime, uid: str) -> tuple[list[Any], l
 
 
 async def test_pod_with_configmap_secret_and_liveness_runs_ready(
-    runtime: PodRuntime, memmeta: MemMeta, cri: CRIClient
+    runtime: PodRuntime, stack: EdgeStack, cri: CRIClient
 ) -> None:
-    memmeta.configmaps[("default", "cap-cm")] = {
+    configmap = {
         "kind": "ConfigMap",
-        "metadata": {"name": "cap-cm", "namespace": "default"},
+        "apiVersion": "v1",
+        "metadata": {"name": "cap-cm", "namespace": "default", "uid": "cm-uid"},
         "data": {"greeting": "hello from a configmap"},
     }
-    memmeta.secrets[("default", "cap-secret")] = {
-        "kind": "Secret",
-        "metadata": {"name": "cap-secret", "namespace": "default"},
-        "data": {"token": base64.b64encode(b"example-only").decode()},
-    }
+    await stack.put("configmap", configmap)
+    await stack.put(
+        "secret",
+        {
+            "kind": "Secret",
+            "apiVersion": "v1",
+            "metadata": {"name": "cap-secret", "namespace": "default", "uid": "secret-uid"},
+            "data": {"token": base64.b64encode(b"example-only").decode()},
+        },
+    )
     pod = make_pod(
         "cap-pod",
         [
@@ -141,7 +148,7 @@ async def test_pod_with_configmap_secret_and_liveness_runs_ready(
     assert st["hostIP"] == "127.0.0.1" and st["startTime"].endswith("Z")
 
     # The status went upstream as kubelet-shaped strategic merge patches.
-    patches = [p for ns, name, p in memmeta.pod_patches if name == "cap-pod"]
+    patches = stack.cloud.pod_patches("cap-pod")
     assert patches and all(p["metadata"] == {"uid": uid} for p in patches)
     last_conditions = [p for p in patches if "conditions" in p["status"]][-1]["status"]
     assert [c["type"] for c in last_conditions["$setElementOrder/conditions"]] == [
@@ -152,7 +159,10 @@ async def test_pod_with_configmap_secret_and_liveness_runs_ready(
         "PodScheduled",
     ]
     assert any(p["status"].get("phase") == "Running" for p in patches)
-    assert memmeta.token_requests[0]["spec"]["boundObjectRef"]["uid"] == uid
+    token_requests = [
+        m.content for m in stack.cloud.requests if "/serviceaccounttoken/" in m.resource
+    ]
+    assert token_requests[0]["spec"]["boundObjectRef"]["uid"] == uid
 
     # The log line is in the CRI log file, in the CRI log format.
     cid = cs["containerID"].split("://")[1]
@@ -167,7 +177,8 @@ async def test_pod_with_configmap_secret_and_liveness_runs_ready(
     assert "token-for-default-default" in text
 
     # An updated configmap reaches the running container without a restart.
-    memmeta.configmaps[("default", "cap-cm")]["data"]["greeting"] = "changed"
+    configmap["data"]["greeting"] = "changed"
+    await stack.put("configmap", configmap, operation="update")
     runtime.config_changed("configmap", "default", "cap-cm")
 
     async def seen_in_container() -> bool:
@@ -179,7 +190,7 @@ async def test_pod_with_configmap_secret_and_liveness_runs_ready(
 
 
 async def test_crashing_container_restarts_with_backoff(
-    runtime: PodRuntime, memmeta: MemMeta
+    runtime: PodRuntime, stack: EdgeStack
 ) -> None:
     pod = make_pod(
         "crasher",
@@ -205,7 +216,7 @@ async def test_crashing_container_restarts_with_backoff(
     cs = container_status(st, "c")
     assert st["phase"] == "Running"  # restartPolicy Always keeps it Running
     assert cs["lastState"]["terminated"]["exitCode"] == 3
-    sent = [p["status"] for _, name, p in memmeta.pod_patches if name == "crasher"]
+    sent = [p["status"] for p in stack.cloud.pod_patches("crasher")]
     reasons = {
         (s.get("state") or {}).get("waiting", {}).get("reason")
         for st_ in sent
@@ -299,7 +310,7 @@ async def test_host_network_pod_with_http_readiness(runtime: PodRuntime) -> None
 
 
 async def test_graceful_deletion_removes_containers_and_sandbox(
-    runtime: PodRuntime, memmeta: MemMeta, cri: CRIClient
+    runtime: PodRuntime, stack: EdgeStack, cri: CRIClient
 ) -> None:
     pod = make_pod(
         "doomed",
@@ -325,9 +336,9 @@ async def test_graceful_deletion_removes_containers_and_sandbox(
     pod["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     pod["metadata"]["deletionGracePeriodSeconds"] = 5
     runtime.upsert_pod(pod)
-    await wait_for(lambda: memmeta.deleted, what="delete_pod")
-    assert memmeta.deleted == [
-        ("default", "doomed", {"gracePeriodSeconds": 0, "preconditions": {"uid": uid}})
+    await wait_for(stack.cloud.deleted_pods, what="delete_pod")
+    assert stack.cloud.deleted_pods() == [
+        ("default/pod/doomed", {"gracePeriodSeconds": 0, "preconditions": {"uid": uid}})
     ]
     st = runtime.pod_status(uid) or {}
     term = container_status(st, "c")["state"]["terminated"]
@@ -345,7 +356,7 @@ async def test_graceful_deletion_removes_containers_and_sandbox(
 
 
 async def test_restarted_runtime_adopts_running_containers(
-    containerd: DevContainerd, cri: CRIClient, memmeta: MemMeta, tmp_path: Path
+    containerd: DevContainerd, cri: CRIClient, stack: EdgeStack, tmp_path: Path
 ) -> None:
     settings = make_settings(containerd, tmp_path / "kubelet")
     pod = make_pod(
@@ -360,15 +371,15 @@ async def test_restarted_runtime_adopts_running_containers(
         ],
     )
     uid = pod["metadata"]["uid"]
-    memmeta.pods[("default", "survivor")] = pod  # the local store (metamanager's SQLite)
-    first = PodRuntime(cri, memmeta, settings)
+    await stack.put("pod", pod)  # the cloud sent it; metamanager's SQLite has it
+    first = PodRuntime(cri, stack.meta, settings)
     await first.start()
     st = await wait_for(lambda: _ready(first, uid), what="Ready")
     cid = container_status(st, "c")["containerID"]
     await first.close()  # edged stops; its containers keep running
 
-    memmeta.offline = True  # and the cloud is unreachable
-    second = PodRuntime(cri, memmeta, settings)
+    await stack.cloud.set_connected(False)  # and the cloud is unreachable
+    second = PodRuntime(cri, stack.meta, settings)
     await second.start()
     try:
         st2 = await wait_for(lambda: _ready(second, uid), what="adopted pod Ready")
@@ -380,12 +391,11 @@ async def test_restarted_runtime_adopts_running_containers(
         assert [c.id for c in containers] == [cid.split("://")[1]]
         assert containers[0].state == pb.CONTAINER_RUNNING
     finally:
-        memmeta.offline = False
         await teardown_runtime(second)
 
 
 async def test_containers_of_unknown_pods_are_collected(
-    containerd: DevContainerd, cri: CRIClient, memmeta: MemMeta, tmp_path: Path
+    containerd: DevContainerd, cri: CRIClient, stack: EdgeStack, tmp_path: Path
 ) -> None:
     settings = make_settings(containerd, tmp_path / "kubelet")
     pod = make_pod(
@@ -401,7 +411,7 @@ async def test_containers_of_unknown_pods_are_collected(
         terminationGracePeriodSeconds=0,
     )
     uid = pod["metadata"]["uid"]
-    first = PodRuntime(cri, memmeta, settings)
+    first = PodRuntime(cri, stack.meta, settings)
     await first.start(load_from_store=False)
     await wait_for(
         lambda: _ready(first, uid) if first.pods else first.upsert_pod(pod), what="Ready"
@@ -409,7 +419,7 @@ async def test_containers_of_unknown_pods_are_collected(
     await first.close()
 
     # The store no longer has the pod (it was deleted while edged was down).
-    second = PodRuntime(cri, memmeta, settings)
+    second = PodRuntime(cri, stack.meta, settings)
     await second.start()
     try:
 

@@ -3,18 +3,14 @@
 edged talks to the cloud (and to the local store) only through metaclient,
 which sends beehive messages to metamanager (protocol.md 6). The runtime layer
 is typed against this Protocol so it runs with the real ``MetaClient`` and
-with anything shaped like it.
-
-metaclient raises ``MetaError`` > ``MetaNotFound`` / ``MetaAlreadyExists`` /
-``MetaTimeout`` / ``MetaUnavailable``. edged only needs to tell "not found"
-and "already exists" apart from other failures; :func:`is_not_found` and
-:func:`is_already_exists` match those classes by name along the exception's
-MRO, which keeps this module free of an import cycle with metaclient.
+with anything shaped like it; errors are metaclient's ``MetaError`` tree.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
+
+from edgecore.metaclient import MetaAlreadyExists, MetaNotFound
 
 __all__ = ["MetaSource", "is_already_exists", "is_not_found"]
 
@@ -49,15 +45,9 @@ class MetaSource(Protocol):
     async def list_pods(self) -> list[dict[str, Any]]: ...
 
 
-def _named(exc: BaseException, name: str) -> bool:
-    return any(cls.__name__ == name for cls in type(exc).__mro__)
-
-
 def is_not_found(exc: BaseException) -> bool:
-    """``exc`` is metaclient's ``MetaNotFound``."""
-    return _named(exc, "MetaNotFound")
+    return isinstance(exc, MetaNotFound)
 
 
 def is_already_exists(exc: BaseException) -> bool:
-    """``exc`` is metaclient's ``MetaAlreadyExists``."""
-    return _named(exc, "MetaAlreadyExists")
+    return isinstance(exc, MetaAlreadyExists)

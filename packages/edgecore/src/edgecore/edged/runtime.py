@@ -86,6 +86,7 @@ class PodRecord:
     pod: dict[str, Any]
     start_time: float = field(default_factory=time.time)
     reported: dict[str, Any] | None = None  # the status the cloud has (baseline of patches)
+    queued: dict[str, Any] | None = None  # a status metamanager keeps while offline
     status: dict[str, Any] | None = None  # the last computed status
     pod_ip: str = ""
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)  # container -> reason
@@ -254,7 +255,7 @@ class PodRuntime:
             sig = signatures.get(uid, ())
             if resync or self._last_seen.get(uid) != sig:
                 self.workers.poke(uid)
-            elif rec.status is not None and rec.status != rec.reported:
+            elif rec.status is not None and rec.status not in (rec.reported, rec.queued):
                 self.workers.poke(uid)  # a patch that failed (offline) is retried
         self._last_seen = signatures
         if self._loaded:
@@ -828,17 +829,26 @@ class PodRuntime:
             log.info("node %s: pod %s is %s", self.settings.node_name, rec.key, _summary(new))
         rec.status = new
         patch = podstatus.status_patch(rec.uid, rec.reported, new)
-        if patch is None:
+        if patch is None or new == rec.queued:
             return
         try:
             await self.meta.patch_pod_status(rec.namespace, rec.name, patch)
         except Exception as exc:
-            # Offline: the store keeps the pod; the next relist retries the patch.
+            if getattr(exc, "queued", False):
+                # Offline: metamanager keeps the latest patch per pod and sends it when
+                # the cloud returns. The baseline stays the last status the cloud
+                # acknowledged, so each kept patch carries every change since then.
+                rec.queued = copy.deepcopy(new)
+                log.info("node %s: pod %s status kept until the cloud returns",
+                         self.settings.node_name, rec.key)
+                return
+            # Not kept: the next relist retries it.
             log.warning(
                 "node %s: status patch of pod %s failed: %s", self.settings.node_name, rec.key, exc
             )
             return
         rec.reported = copy.deepcopy(new)
+        rec.queued = None
 
 
 @dataclass(frozen=True)

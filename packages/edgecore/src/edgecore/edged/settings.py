@@ -33,9 +33,16 @@ class EdgedSettings:
             containerd 1.6 sends no container events, so this is how a crash or
             an exit is noticed (kubelet's PLEG relist period is 1 s).
         resync_interval: every pod is synced at least this often even without change.
-        node_status_update_frequency: node status patch period (``nodeStatusUpdateFrequency``).
+        node_status_update_frequency: how often node status is computed and, when it
+            changed, patched (``nodeStatusUpdateFrequency``).
+        node_status_report_frequency: a patch is sent at least this often
+            (``nodeStatusReportFrequency``).
         node_lease_duration: lease duration in seconds; the lease is renewed every quarter of it.
         max_pods: the ``pods`` capacity reported (``maxPods``).
+        kubelet_port: reported as ``daemonEndpoints.kubeletEndpoint.Port`` (``readOnlyPort``).
+        register_schedulable: register the node schedulable (``registerSchedulable``).
+        register_retry_initial / register_retry_max: back-off of node registration
+            while the cloud is unreachable.
         backoff_initial / backoff_max: crash-loop back-off (kubelet: 10 s, 5 min).
         max_concurrent_syncs: pod workers allowed to run at once.
         default_grace_period: used when a pod says nothing.
@@ -54,8 +61,13 @@ class EdgedSettings:
     relist_interval: float = 1.0
     resync_interval: float = 60.0
     node_status_update_frequency: float = 10.0
+    node_status_report_frequency: float = 300.0
     node_lease_duration: int = 40
     max_pods: int = 110
+    kubelet_port: int = 10350
+    register_schedulable: bool = True
+    register_retry_initial: float = 1.0
+    register_retry_max: float = 30.0
     backoff_initial: float = 10.0
     backoff_max: float = 300.0
     max_concurrent_syncs: int = 8
@@ -74,57 +86,38 @@ class EdgedSettings:
 
     @classmethod
     def from_config(cls, cfg: Any, **overrides: Any) -> EdgedSettings:
-        """Build from an ``EdgeCoreConfig`` (kecommon.config) ``modules.edged`` section."""
+        """Build from an ``EdgeCoreConfig`` (``kecommon.config``): ``modules.edged``."""
         edged = cfg.modules.edged
-        kubelet = getattr(edged, "tailored_kubelet_config", None)
-        values: dict[str, Any] = {}
-        if getattr(edged, "hostname_override", None):
-            values["node_name"] = edged.hostname_override
-        if getattr(edged, "node_ip", None):
-            values["node_ip"] = edged.node_ip
-        if getattr(edged, "node_labels", None):
-            values["node_labels"] = dict(edged.node_labels)
-        if getattr(edged, "pod_sandbox_image", None):
-            values["pod_sandbox_image"] = edged.pod_sandbox_image
-        if getattr(edged, "root_directory", None):
-            values["root_directory"] = Path(edged.root_directory)
-        if getattr(edged, "register_node_namespace", None):
-            values["register_node_namespace"] = edged.register_node_namespace
-        if kubelet is not None:
-            if getattr(kubelet, "container_runtime_endpoint", None):
-                values["runtime_endpoint"] = kubelet.container_runtime_endpoint
-            freq = getattr(kubelet, "node_status_update_frequency", None)
-            if freq:
-                values["node_status_update_frequency"] = _seconds(freq)
-            lease = getattr(kubelet, "node_lease_duration_seconds", None)
-            if lease:
-                values["node_lease_duration"] = int(lease)
-            if getattr(kubelet, "max_pods", None):
-                values["max_pods"] = int(kubelet.max_pods)
+        kubelet = edged.tailored_kubelet_config
+        node_ip = edged.node_ip
+        if not node_ip:
+            from kecommon.config.host import local_ip
+
+            node_ip = local_ip()
+        values: dict[str, Any] = {
+            "node_name": edged.hostname_override or socket.gethostname().lower(),
+            "node_ip": node_ip,
+            "node_labels": dict(edged.node_labels),
+            "pod_sandbox_image": edged.pod_sandbox_image,
+            "root_directory": Path(edged.root_directory),
+            "register_node_namespace": edged.register_node_namespace,
+            "register_schedulable": edged.register_schedulable,
+            "runtime_endpoint": kubelet.container_runtime_endpoint,
+            "node_status_update_frequency": _seconds(kubelet.node_status_update_frequency),
+            "node_status_report_frequency": _seconds(kubelet.node_status_report_frequency),
+            "node_lease_duration": int(kubelet.node_lease_duration_seconds),
+            "max_pods": int(kubelet.max_pods),
+            "kubelet_port": int(kubelet.read_only_port),
+            "resync_interval": _seconds(kubelet.sync_frequency),
+        }
         values.update(overrides)
         return cls(**values)
 
 
 def _seconds(value: Any) -> float:
-    """``10s`` / ``1m30s`` / ``500ms`` / a number / a timedelta, in seconds."""
-    if hasattr(value, "total_seconds"):
-        return float(value.total_seconds())
+    """A Go duration (``10s``, ``1m0s``) or a number, in seconds."""
     if isinstance(value, int | float):
         return float(value)
-    text = str(value).strip()
-    total, num = 0.0, ""
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch.isdigit() or ch == ".":
-            num += ch
-            i += 1
-            continue
-        unit = "ms" if text[i : i + 2] == "ms" else ch
-        total += float(num) * units[unit]
-        num = ""
-        i += len(unit)
-    if num:
-        total += float(num)
-    return total
+    from kecommon.config import duration_seconds
+
+    return float(duration_seconds(str(value)))
