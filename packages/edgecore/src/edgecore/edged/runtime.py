@@ -839,8 +839,11 @@ class PodRuntime:
                 # the cloud returns. The baseline stays the last status the cloud
                 # acknowledged, so each kept patch carries every change since then.
                 rec.queued = copy.deepcopy(new)
-                log.info("node %s: pod %s status kept until the cloud returns",
-                         self.settings.node_name, rec.key)
+                log.info(
+                    "node %s: pod %s status kept until the cloud returns",
+                    self.settings.node_name,
+                    rec.key,
+                )
                 return
             # Not kept: the next relist retries it.
             log.warning(
