@@ -34,11 +34,8 @@ from edgecore.metamanager.manager import MetaManager
 from edgecore.metamanager.settings import MetaSettings
 
 
-class CloudStandIn:
-    """The hub module as seen from metamanager; answers like cloudcore's edgecontroller."""
-
-    name = c.MOD_EDGEHUB
-    group = c.GROUP_HUB
+class CloudAnswers:
+    """The cloud's side of edge requests: answers like cloudcore's edgecontroller, records."""
 
     def __init__(self) -> None:
         self.configmaps: dict[tuple[str, str], dict[str, Any]] = {}
@@ -47,8 +44,6 @@ class CloudStandIn:
         self.leases: dict[str, dict[str, Any]] = {}
         self.requests: list[Message] = []
         self.acks: list[Message] = []
-        self.online = True
-        self.ctx: Context | None = None
 
     # what the cloud got
     def pod_patches(self, name: str | None = None) -> list[dict[str, Any]]:
@@ -71,19 +66,7 @@ class CloudStandIn:
     def ops(self, resource_type: str) -> list[str]:
         return [m.operation for m in self.requests if f"/{resource_type}/" in m.resource]
 
-    async def run(self, ctx: Context) -> None:
-        self.ctx = ctx
-        while True:
-            msg = await ctx.receive(self.name)
-            if msg.operation == c.OP_RESPONSE:
-                self.acks.append(msg)
-                continue
-            if not self.online:
-                continue  # lost on the way: metamanager's send_sync times out
-            self.requests.append(msg)
-            ctx.send_resp(self._answer(msg))
-
-    def _answer(self, msg: Message) -> Message:
+    def answer(self, msg: Message) -> Message:
         ns, kind, name = msg.resource.split("/", 2)
         op, content = msg.operation, msg.content
         body: Any
@@ -128,6 +111,39 @@ class CloudStandIn:
         resp = msg.response(body)
         resp.route.source, resp.route.group = c.MOD_EDGECONTROLLER, "resource"
         return resp
+
+    def respond(self, msg: Message) -> Message | None:
+        """A MiniCloud responder: answer edged's requests, ignore acks and keepalives."""
+        if msg.operation in (c.OP_RESPONSE, c.OP_KEEPALIVE) or msg.group != c.GROUP_META:
+            if msg.operation == c.OP_RESPONSE:
+                self.acks.append(msg)
+            return None
+        self.requests.append(msg)
+        return self.answer(msg)
+
+
+class CloudStandIn(CloudAnswers):
+    """The hub module as seen from metamanager (in place of edgehub + cloudcore)."""
+
+    name = c.MOD_EDGEHUB
+    group = c.GROUP_HUB
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.online = True
+        self.ctx: Context | None = None
+
+    async def run(self, ctx: Context) -> None:
+        self.ctx = ctx
+        while True:
+            msg = await ctx.receive(self.name)
+            if msg.operation == c.OP_RESPONSE:
+                self.acks.append(msg)
+                continue
+            if not self.online:
+                continue  # lost on the way: metamanager's send_sync times out
+            self.requests.append(msg)
+            ctx.send_resp(self.answer(msg))
 
     async def send_down(self, operation: str, obj: dict[str, Any], kind: str) -> None:
         """The cloud sends ``obj`` to the edge (insert/update/delete), through metamanager."""

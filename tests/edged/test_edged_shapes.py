@@ -18,7 +18,7 @@ from edgecore.edged.podconfig import expand_vars, write_atomic
 from edgecore.edged.quantity import QuantityError, cpu_millis, to_bytes
 from edgecore.edged.settings import EdgedSettings
 
-CAPTURE = Path(__file__).resolve().parents[2].parent / "shared" / "captures"
+CAPTURE = Path(__file__).resolve().parents[1] / "data" / "captures"
 
 
 def _capture() -> list[dict[str, Any]]:
