@@ -131,9 +131,7 @@ async def test_bootstrap_connect_and_ack_with_our_cloudhub(cloudhub: Cloud, tmp_
         assert await edge.meta.store.get("default/pod/p") == pod
 
 
-async def test_a_certificate_of_another_node_is_not_reused(
-    cloudhub: Cloud, tmp_path: Path
-) -> None:
+async def test_a_certificate_of_another_node_is_not_reused(cloudhub: Cloud, tmp_path: Path) -> None:
     # a certificate issued for one node cannot open a session as another node
     settings = _settings(cloudhub, tmp_path, "node-a")
     async with EdgeRunner(settings) as edge:
