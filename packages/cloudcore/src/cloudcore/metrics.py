@@ -1,17 +1,16 @@
 """cloudcore's Prometheus metrics, served on ``commonConfig.monitorServer.bindAddress``.
 
-The metric objects live here so every part of cloudcore increments the same
-ones: the transports count connections and frames, the session/delivery layer
-counts messages and queue depths. All names start with ``cloudcore_``.
+Defined once at import in the default registry, so every part of the process
+increments the same series: the transports count connections and frames, the
+session/delivery layer counts messages and queue depths. Names and labels are
+part of our documented interface (docs/cloudcore.md, "Metrics").
 
 Label cardinality is bounded: ``node`` labels appear only on the queue-depth
-gauge (one series per connected node, removed with :func:`forget_node`);
-``reason`` and ``operation`` labels take values from small fixed sets.
+gauge (one series per connected node, removed when its session ends);
+``reason``, ``transport`` and ``operation`` take values from small fixed sets.
 """
 
 from __future__ import annotations
-
-import contextlib
 
 from prometheus_client import Counter, Gauge
 
@@ -24,62 +23,58 @@ __all__ = [
     "MESSAGES_DROPPED",
     "MESSAGES_RETRIED",
     "MESSAGES_SENT",
-    "QUEUE_DEPTH",
-    "UPSTREAM_DENIED",
+    "NODE_QUEUE_DEPTH",
+    "OPEN_CONNECTIONS",
+    "UNAUTHORIZED_MESSAGES",
     "UPSTREAM_MESSAGES",
-    "forget_node",
 ]
 
 # -- transports (cloudhub/transport) -----------------------------------------------
-CONNECTED_NODES = Gauge(
-    "cloudcore_connected_nodes",
-    "Edge connections accepted by the session layer and still open.",
+OPEN_CONNECTIONS = Gauge(
+    "cloudhub_open_connections",
+    "Edge connections accepted by a transport and still open.",
     ["transport"],
 )
 CONNECTIONS_REFUSED = Counter(
-    "cloudcore_connections_refused",
+    "cloudhub_connections_refused_total",
     "Edge connections refused before a session started (bad headers, authentication, limit).",
     ["transport", "reason"],
 )
 FRAMES_RECEIVED = Counter(
-    "cloudcore_frames_received",
+    "cloudhub_frames_received_total",
     "Upstream frames decoded into messages.",
     ["transport"],
 )
 FRAMES_REJECTED = Counter(
-    "cloudcore_frames_rejected",
+    "cloudhub_frames_rejected_total",
     "Upstream frames that closed their connection (malformed, too big, overflow).",
     ["transport", "reason"],
 )
 
-# -- session and delivery (cloudhub sessions) -------------------------------------
-MESSAGES_SENT = Counter("cloudcore_messages_sent", "Downstream messages written to an edge.")
-MESSAGES_ACKED = Counter("cloudcore_messages_acked", "Ack-required messages acknowledged.")
-MESSAGES_RETRIED = Counter("cloudcore_messages_retried", "Downstream messages sent again.")
+# -- sessions and reliable delivery (cloudhub/sessions.py) --------------------------
+CONNECTED_NODES = Gauge("cloudhub_connected_nodes", "Edge nodes with a live session.")
+MESSAGES_SENT = Counter(
+    "cloudhub_messages_sent_total", "Downstream messages written to edge nodes (first sends)."
+)
+MESSAGES_ACKED = Counter(
+    "cloudhub_messages_acked_total", "Ack-required downstream messages acknowledged by the edge."
+)
+MESSAGES_RETRIED = Counter(
+    "cloudhub_messages_retried_total", "Downstream messages resent for lack of an ack."
+)
 MESSAGES_DROPPED = Counter(
-    "cloudcore_messages_dropped",
-    "Downstream messages dropped (queue full, superseded, node gone).",
+    "cloudhub_messages_dropped_total",
+    "Downstream messages not delivered, by reason.",
     ["reason"],
 )
-QUEUE_DEPTH = Gauge(
-    "cloudcore_queue_depth",
-    "Messages waiting in a node's downstream queue.",
-    ["node", "queue"],
+NODE_QUEUE_DEPTH = Gauge(
+    "cloudhub_node_queue_depth", "Downstream messages waiting per node.", ["node"]
 )
 UPSTREAM_MESSAGES = Counter(
-    "cloudcore_upstream_messages",
-    "Upstream messages from edges, by operation.",
-    ["operation"],
+    "cloudhub_upstream_messages_total", "Messages received from edge nodes.", ["operation"]
 )
-UPSTREAM_DENIED = Counter(
-    "cloudcore_upstream_denied",
-    "Upstream messages refused by node authorization, by operation.",
-    ["operation"],
+UNAUTHORIZED_MESSAGES = Counter(
+    "cloudhub_unauthorized_messages_total",
+    "Upstream messages refused by node authorization, by reason.",
+    ["reason"],
 )
-
-
-def forget_node(node: str) -> None:
-    """Drop a node's per-node series (call when its session ends for good)."""
-    for queue in ("ack", "noack"):
-        with contextlib.suppress(KeyError):
-            QUEUE_DEPTH.remove(node, queue)

@@ -55,9 +55,12 @@ Contract details the transports rely on:
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from beehive.message import Message
+
+if TYPE_CHECKING:
+    from cloudcore.cloudhub.sessions import SessionManager, SessionSettings
 
 __all__ = [
     "CLOSE_GOING_AWAY",
@@ -69,6 +72,8 @@ __all__ = [
     "CLOSE_WRITE_FAILED",
     "ConnectionHandler",
     "NodeConnection",
+    "SessionManager",
+    "SessionSettings",
 ]
 
 # Close codes the session layer uses (the WebSocket private range 4000-4999;
@@ -114,3 +119,13 @@ class ConnectionHandler(Protocol):
     async def on_disconnect(self, conn: NodeConnection, reason: str) -> None:
         """``conn`` is gone; called exactly once per connection."""
         ...
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy re-export: sessions imports this module, so a plain import at the
+    # top would be circular.
+    if name in ("SessionManager", "SessionSettings"):
+        from cloudcore.cloudhub import sessions
+
+        return getattr(sessions, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -230,12 +230,12 @@ class WebSocketServer:
             # The handler closed it with its reason; make sure it is gone.
             await conn.close(CLOSE_NORMAL, "session refused")
             return
-        metrics.CONNECTED_NODES.labels(TRANSPORT).inc()
+        metrics.OPEN_CONNECTIONS.labels(TRANSPORT).inc()
         reason = "connection closed"
         try:
             reason = await self._read_loop(ws, conn)
         finally:
-            metrics.CONNECTED_NODES.labels(TRANSPORT).dec()
+            metrics.OPEN_CONNECTIONS.labels(TRANSPORT).dec()
             log.info("node %s disconnected: %s", info.node_id, reason)
             try:
                 await self._handler.on_disconnect(conn, reason)

@@ -1,0 +1,192 @@
+"""Node authorization of upstream messages (message admission).
+
+KubeEdge's ``cloud/pkg/cloudhub/authorization`` maps each upstream route to a
+SubjectAccessReview for ``system:node:<id>`` and is **off** by default. Ours is
+**on** by default and decides locally, with the same intent as the Kubernetes
+Node authorizer: a node may touch only
+
+* its own Node: ``null/node/<id>``, ``null/nodepatch/<id>``,
+  ``null/nodestatus/<id>`` (and the deprecated ``<ns>/nodestatus/<id>``);
+* its own Lease: ``kube-node-lease/lease/<id>``;
+* pods bound to it (``spec.nodeName == <id>``): ``<ns>/pod|podpatch|podstatus/<name>``;
+  a pod ``insert`` (mirror pod) is admitted when its content is bound to the node;
+* configmaps, secrets and service account tokens referenced by pods bound to it;
+* events (the Kubernetes ``system:node`` role lets every node write events).
+
+KubeEdge's always-allowed routes pass: operations ``response``, ``error``,
+``keepalive``, ``upload``, ``prepull``, ``upgrade``, ``UpdateNodeActionStatus``;
+source ``twin`` (device twin reports, ``membership/detail``); ``k8s/ca.crt``.
+Everything else is refused; the session answers with an ``error`` message naming
+the reason and counts it (``cloudhub_unauthorized_messages_total{reason}``).
+
+Pure part: :func:`admission_check` returns :class:`Allowed`, :class:`Denied` or a
+:class:`Lookup` that the caller resolves through a :class:`NodeObjectIndex`
+(:func:`resolve`). The index is pluggable: the edgecontroller's informers will
+implement it; :mod:`cloudcore.cloudhub.nodeindex` provides one that asks the API
+server through ``kubeclient``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal, Protocol
+
+from beehive.constants import (
+    MOD_TWIN,
+    NULL_NAMESPACE,
+    OP_ERROR,
+    OP_INSERT,
+    OP_KEEPALIVE,
+    OP_RESPONSE,
+    OP_UPLOAD,
+    RESOURCE_K8S_CA,
+)
+from beehive.message import Message
+from cloudcore.cloudhub.delivery import content_object
+from kecommon.resources import ResourceError, parse_edge_resource
+
+__all__ = [
+    "Allowed",
+    "Decision",
+    "Denied",
+    "Lookup",
+    "NodeObjectIndex",
+    "admission_check",
+    "resolve",
+]
+
+LEASE_NAMESPACE: Final = "kube-node-lease"
+
+_ALWAYS_ALLOWED_OPS: Final = frozenset(
+    {OP_RESPONSE, OP_ERROR, OP_KEEPALIVE, OP_UPLOAD, "prepull", "upgrade", "UpdateNodeActionStatus"}
+)
+_OWN_NODE_TYPES: Final = frozenset({"node", "nodepatch", "nodestatus"})
+_POD_TYPES: Final = frozenset({"pod", "podpatch", "podstatus"})
+
+# reasons: also the label values of the unauthorized metric
+REASON_OTHER_NODE: Final = "other_node"
+REASON_OTHER_LEASE: Final = "other_lease"
+REASON_POD_NOT_BOUND: Final = "pod_not_bound"
+REASON_NOT_REFERENCED: Final = "not_referenced"
+REASON_UNKNOWN_RESOURCE: Final = "resource_not_allowed"
+REASON_MALFORMED: Final = "malformed_resource"
+REASON_LOOKUP_FAILED: Final = "lookup_failed"
+
+LookupKind = Literal["pod", "configmap", "secret", "serviceaccount"]
+
+
+class NodeObjectIndex(Protocol):
+    """Answers "does this object belong to that node?" for admission.
+
+    Implementations must be cheap (an informer cache) or at least bounded; they
+    may raise any exception, which denies the message with ``lookup_failed``.
+    """
+
+    async def pod_bound(self, node: str, namespace: str, name: str) -> bool:
+        """The pod exists and ``spec.nodeName == node``."""
+        ...
+
+    async def configmap_referenced(self, node: str, namespace: str, name: str) -> bool:
+        """A pod bound to ``node`` uses the configmap (volume, projection, env)."""
+        ...
+
+    async def secret_referenced(self, node: str, namespace: str, name: str) -> bool:
+        """A pod bound to ``node`` uses the secret (volume, projection, env,
+        imagePullSecrets)."""
+        ...
+
+    async def serviceaccount_referenced(self, node: str, namespace: str, name: str) -> bool:
+        """A pod bound to ``node`` runs as the service account."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Allowed:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Denied:
+    reason: str  # a metric label
+    detail: str  # for the error reply and the log
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """Admit only if the index says the object belongs to the node."""
+
+    kind: LookupKind
+    namespace: str
+    name: str
+
+
+Decision = Allowed | Denied | Lookup
+
+ALLOWED: Final = Allowed()
+
+
+def admission_check(node_id: str, msg: Message) -> Decision:
+    """Decide what ``node_id`` may send, as far as it can be decided without I/O."""
+    if msg.operation in _ALWAYS_ALLOWED_OPS or msg.source == MOD_TWIN:
+        return ALLOWED
+    if msg.resource == RESOURCE_K8S_CA:
+        return ALLOWED
+    try:
+        path = parse_edge_resource(msg.resource)
+    except ResourceError:
+        return Denied(REASON_MALFORMED, f"resource {msg.resource!r} is not <ns>/<type>/<name>")
+    ns, rtype, name = path.namespace, path.type, path.name
+    if rtype in _OWN_NODE_TYPES:
+        if name == node_id and (ns == NULL_NAMESPACE or rtype == "nodestatus"):
+            return ALLOWED
+        return Denied(REASON_OTHER_NODE, f"node {node_id} may not access node {name or '*'}")
+    if rtype == "lease":
+        if ns == LEASE_NAMESPACE and name == node_id:
+            return ALLOWED
+        return Denied(REASON_OTHER_LEASE, f"node {node_id} may not access lease {ns}/{name}")
+    if rtype == "event":
+        return ALLOWED
+    if not name:
+        return Denied(REASON_UNKNOWN_RESOURCE, f"node {node_id} may not list {ns}/{rtype}")
+    if rtype in _POD_TYPES:
+        if rtype == "pod" and msg.operation == OP_INSERT:
+            # A mirror pod is new to the API server; it must name this node.
+            spec = (content_object(msg) or {}).get("spec")
+            bound = isinstance(spec, dict) and spec.get("nodeName") == node_id
+            if bound:
+                return ALLOWED
+            return Denied(REASON_POD_NOT_BOUND, f"pod {ns}/{name} is not bound to node {node_id}")
+        return Lookup("pod", ns, name)
+    if rtype == "configmap":
+        return Lookup("configmap", ns, name)
+    if rtype == "secret":
+        return Lookup("secret", ns, name)
+    if rtype == "serviceaccounttoken":
+        return Lookup("serviceaccount", ns, name)
+    return Denied(REASON_UNKNOWN_RESOURCE, f"node {node_id} may not access {msg.resource}")
+
+
+async def resolve(node_id: str, decision: Decision, index: NodeObjectIndex) -> Allowed | Denied:
+    """Finish a :class:`Lookup` through ``index``; other decisions pass through."""
+    if not isinstance(decision, Lookup):
+        return decision
+    ns, name = decision.namespace, decision.name
+    try:
+        if decision.kind == "pod":
+            ok = await index.pod_bound(node_id, ns, name)
+        elif decision.kind == "configmap":
+            ok = await index.configmap_referenced(node_id, ns, name)
+        elif decision.kind == "secret":
+            ok = await index.secret_referenced(node_id, ns, name)
+        else:
+            ok = await index.serviceaccount_referenced(node_id, ns, name)
+    except Exception as exc:
+        return Denied(REASON_LOOKUP_FAILED, f"cannot check {decision.kind} {ns}/{name}: {exc}")
+    if ok:
+        return ALLOWED
+    if decision.kind == "pod":
+        return Denied(REASON_POD_NOT_BOUND, f"pod {ns}/{name} is not bound to node {node_id}")
+    return Denied(
+        REASON_NOT_REFERENCED,
+        f"{decision.kind} {ns}/{name} is not used by any pod bound to node {node_id}",
+    )

@@ -1,0 +1,177 @@
+"""The synccontroller beehive module: resends what the edge nodes are missing.
+
+Every ``period`` seconds (KubeEdge: 5) it lists the ObjectSync and
+ClusterObjectSync records, the nodes, and the objects the records name (one
+LIST per kind, cluster-wide), then carries out :func:`reconcile.decide` for each
+record: ``update``/``delete`` messages go to the ``cloudhub`` module (which
+queues them like any other downstream message: a node that is offline does not
+get them, and the next round tries again), records of deleted nodes are
+removed. This is what brings a node back to the cluster's state after a
+disconnection or a cloudcore restart (protocol.md 4.4, 4.6).
+
+The process (``cloudcore --config``) builds the module with its
+``kubeclient.KubeClient``::
+
+    registry.register(SyncController(client, period=cfg.modules.sync_controller...))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from typing import Any
+
+import kubeclient
+from beehive.constants import GROUP_SYNCCONTROLLER, MOD_CLOUDHUB, MOD_SYNCCONTROLLER
+from beehive.context import Context
+from cloudcore.synccontroller import reconcile
+from cloudcore.synccontroller.reconcile import SyncRecord
+from kubeclient.resources import (
+    CLUSTEROBJECTSYNCS,
+    CONFIGMAPS,
+    DEVICEMODELS,
+    DEVICES,
+    NODES,
+    OBJECTSYNCS,
+    PODS,
+    SECRETS,
+    ResourceRef,
+)
+
+__all__ = ["DEFAULT_PERIOD", "SyncController", "ref_for"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PERIOD = 5.0
+
+_KNOWN_REFS: dict[tuple[str, str], ResourceRef] = {
+    (ref.api_version, ref.kind): ref
+    for ref in (PODS, CONFIGMAPS, SECRETS, NODES, DEVICES, DEVICEMODELS)
+}
+
+
+def ref_for(record: SyncRecord) -> ResourceRef:
+    """The API resource of the object a record names.
+
+    Known kinds map to kubeclient's refs; others get the lowercased plural of
+    the kind, as KubeEdge derives the GVR.
+    """
+    known = _KNOWN_REFS.get((record.api_version, record.kind))
+    if known is not None:
+        return known
+    group, _, version = record.api_version.rpartition("/")
+    return ResourceRef(
+        group, version or "v1", record.kind.lower() + "s", record.kind, record.namespace is not None
+    )
+
+
+class SyncController:
+    """Beehive module ``synccontroller`` (group ``synccontroller``)."""
+
+    def __init__(self, client: kubeclient.KubeClient, *, period: float = DEFAULT_PERIOD) -> None:
+        if period <= 0:
+            raise ValueError("period must be positive")
+        self._client = client
+        self.period = period
+        #: counters of the last and all rounds: ``updates``, ``deletes``,
+        #: ``records_removed``, ``errors``
+        self.stats: Counter[str] = Counter()
+
+    @property
+    def name(self) -> str:
+        return MOD_SYNCCONTROLLER
+
+    @property
+    def group(self) -> str:
+        return GROUP_SYNCCONTROLLER
+
+    def enabled(self, config: Any) -> bool:
+        modules = getattr(config, "modules", None)
+        section = getattr(modules, "sync_controller", None)
+        return bool(getattr(section, "enable", True))
+
+    async def start(self, ctx: Context) -> None:
+        while True:
+            try:
+                await self.reconcile_once(ctx)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The API server may be briefly unreachable; the next round retries.
+                self.stats["errors"] += 1
+                log.warning("synccontroller round failed: %s", exc)
+            await asyncio.sleep(self.period)
+
+    async def cleanup(self) -> None:
+        return None
+
+    async def _records(self) -> list[SyncRecord]:
+        records: list[SyncRecord] = []
+        for ref in (OBJECTSYNCS, CLUSTEROBJECTSYNCS):
+            listed = await self._client.list(ref)
+            for obj in listed.get("items") or []:
+                record = reconcile.parse_record(obj)
+                if record is None:
+                    log.warning("ignoring malformed sync record %s", obj.get("metadata"))
+                    continue
+                records.append(record)
+        return records
+
+    async def reconcile_once(self, ctx: Context) -> Counter[str]:
+        """One round; returns what it did."""
+        done: Counter[str] = Counter()
+        records = await self._records()
+        if not records:
+            return done
+        nodes_list = await self._client.list(NODES)
+        nodes = {n["metadata"]["name"] for n in nodes_list.get("items") or []}
+        objects: dict[ResourceRef, dict[tuple[str | None, str], dict[str, Any]] | None] = {}
+        for record in records:
+            ref = ref_for(record)
+            if ref not in objects:
+                objects[ref] = await self._index(ref)
+        for record in records:
+            index = objects[ref_for(record)]
+            if index is None:
+                continue  # that kind could not be listed this round
+            current = index.get((record.namespace, record.object_name))
+            action = reconcile.decide(
+                current=current, record=record, node_exists=record.node in nodes
+            )
+            if isinstance(action, reconcile.DeleteRecord):
+                await self._remove(record)
+                done["records_removed"] += 1
+            elif isinstance(action, reconcile.SendToNode):
+                log.info(
+                    "node=%s resync %s %s rv=%s (recorded %s)",
+                    record.node,
+                    action.msg.operation,
+                    action.msg.resource,
+                    action.msg.resource_version or "-",
+                    record.recorded_rv,
+                )
+                await ctx.send(MOD_CLOUDHUB, action.msg)
+                done["deletes" if action.msg.operation == "delete" else "updates"] += 1
+        self.stats.update(done)
+        return done
+
+    async def _index(self, ref: ResourceRef) -> dict[tuple[str | None, str], dict[str, Any]] | None:
+        try:
+            listed = await self._client.list(ref)
+        except kubeclient.ApiError as exc:
+            log.warning("cannot list %s: %s", ref.plural, exc)
+            return None
+        index: dict[tuple[str | None, str], dict[str, Any]] = {}
+        for obj in listed.get("items") or []:
+            meta = obj.get("metadata") or {}
+            namespace = meta.get("namespace") if ref.namespaced else None
+            index[(namespace or None, meta.get("name", ""))] = obj
+        return index
+
+    async def _remove(self, record: SyncRecord) -> None:
+        ref = OBJECTSYNCS if record.namespace else CLUSTEROBJECTSYNCS
+        log.info("node=%s gone: removing sync record %s", record.node, record.name)
+        with contextlib.suppress(kubeclient.NotFound):
+            await self._client.delete(ref, record.name, namespace=record.namespace)
