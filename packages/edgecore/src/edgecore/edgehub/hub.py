@@ -314,6 +314,9 @@ class EdgeHub:
         loop = asyncio.get_running_loop()
         while True:
             msg = await ctx.receive(self.name)
+            if self._link is None:
+                self._refuse(ctx, msg, "the cloud is disconnected")
+                continue
             await self._rate_limit(loop)
             link = self._link
             if link is None:
