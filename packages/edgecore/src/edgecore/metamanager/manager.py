@@ -33,6 +33,7 @@ from beehive.context import Context
 from beehive.exceptions import ContextClosed, ContextError, SyncTimeout
 from beehive.message import Message, new_msg_id
 from edgecore.metamanager import shapes
+from edgecore.metamanager.forwarding import Forwarder
 from edgecore.metamanager.settings import MetaSettings
 from edgecore.metamanager.store import MetaStore, PendingPatch, StoreError
 from kecommon.resources import ResourceError, ResourcePath, parse_edge_resource
@@ -94,6 +95,7 @@ class MetaManager:
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.max_concurrent_requests)
         self._flush_lock = asyncio.Lock()
+        self._forwarders: dict[str, Forwarder] = {}
 
     @property
     def name(self) -> str:
@@ -120,6 +122,7 @@ class MetaManager:
             for t in list(self._tasks):
                 t.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._forwarders.clear()
 
     async def cleanup(self) -> None:
         store, self.store = self.store, None
@@ -184,11 +187,18 @@ class MetaManager:
         if not forward:
             return
         if path.type in TO_EDGED and c.MOD_EDGED in ctx.modules():
-            await ctx.send(c.MOD_EDGED, msg)
+            self._forwarder(ctx, c.MOD_EDGED).put(msg)
         elif is_device and c.MOD_TWIN in ctx.modules():
             twin = msg.copy()
             twin.route.source, twin.route.group = c.SOURCE_META, c.GROUP_TWIN
-            await ctx.send(c.MOD_TWIN, twin)
+            self._forwarder(ctx, c.MOD_TWIN).put(twin)
+
+    def _forwarder(self, ctx: Context, module: str) -> Forwarder:
+        fwd = self._forwarders.get(module)
+        if fwd is None:
+            fwd = self._forwarders[module] = Forwarder(ctx, module)
+            self._spawn(fwd.run())
+        return fwd
 
     async def _delete_from_cloud(self, store: MetaStore, msg: Message, path: ResourcePath) -> bool:
         if path.type == c.RT_POD:
