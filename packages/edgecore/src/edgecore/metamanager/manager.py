@@ -25,6 +25,7 @@ concurrently (bounded), because each may wait up to ``remoteQueryTimeout``.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from typing import Any
 
@@ -82,6 +83,20 @@ def _uid(obj: Any) -> str:
         if isinstance(meta, dict):
             return str(meta.get("uid") or "")
     return ""
+
+
+def _token_expired(token: Any) -> bool:
+    """Whether a stored TokenRequest answer is past its ``status.expirationTimestamp``."""
+    if not isinstance(token, dict):
+        return True
+    stamp = (token.get("status") or {}).get("expirationTimestamp")
+    if not isinstance(stamp, str):
+        return True
+    try:
+        when = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return when <= dt.datetime.now(dt.UTC)
 
 
 class MetaManager:
@@ -288,6 +303,8 @@ class MetaManager:
     ) -> None:
         if msg.operation == c.OP_QUERY:
             cached = await self._store().get(msg.resource)
+            if path.type == c.RT_SERVICEACCOUNTTOKEN and _token_expired(cached):
+                cached = None
             if cached is not None:
                 log.info("metamanager: %s answered from the store (%s)", msg.describe(), failure)
                 self._reply(ctx, msg, cached)
