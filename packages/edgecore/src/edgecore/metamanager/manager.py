@@ -134,12 +134,17 @@ class MetaManager:
                 msg = await ctx.receive(self.name)
                 await self._handle(ctx, msg)
         finally:
-            for t in list(self._tasks):
-                t.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._forwarders.clear()
+            await self._stop_tasks()
+
+    async def _stop_tasks(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._forwarders.clear()
 
     async def cleanup(self) -> None:
+        # requests in flight first, so none touches a closed store
+        await self._stop_tasks()
         store, self.store = self.store, None
         if store is not None:
             await store.close()

@@ -123,6 +123,8 @@ class MetaStore:
             return await loop.run_in_executor(self._executor, fn)
         except SQLAlchemyError as exc:
             raise StoreError(f"local store failed: {exc}") from exc
+        except RuntimeError as exc:  # the executor is shut down: the store is closed
+            raise StoreError(f"local store is closed: {exc}") from exc
 
     # -- meta ---------------------------------------------------------------------
 
