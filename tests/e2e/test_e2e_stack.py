@@ -19,6 +19,7 @@ import yaml
 
 import kubeclient
 from e2e.helpers import demo_env, processes_mentioning, require_machine, stack_settings
+from fixtures.apiserver import KubeApi
 from keadm.devstack import DevStack, StackError, StackSettings, configs, free_tcp_port
 from kecommon.config import load_cloudcore_config, load_edgecore_config
 
@@ -131,3 +132,17 @@ def test_demo_refuses_a_work_dir_in_use(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert "is not empty" in proc.stdout
+
+
+async def test_api_step_uses_the_given_cluster(tmp_path: Path, kube_api: KubeApi) -> None:
+    stack = DevStack(StackSettings(work_dir=tmp_path / "stack", kubeconfig=kube_api.kubeconfig))
+    try:
+        await stack.start_api()
+        assert not stack.uses_devkube and stack.devkube is None
+        assert stack.client().server.rstrip("/") == kube_api.server
+        assert "Kubernetes API" not in stack.logs
+        # The CRDs are installed in that cluster.
+        await kube_api.request("GET", "/apis/reliablesyncs.kubeedge.io/v1alpha1/objectsyncs")
+    finally:
+        await stack.stop()
+    assert not (tmp_path / "stack" / "devkube").exists()
