@@ -267,6 +267,9 @@ async def _run(opts: DemoOptions, console: Console, work_dir: Path) -> int:
                 failure = StackError(stack._current_step or "demo", str(exc))
             except asyncio.CancelledError:
                 interrupted = True
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()  # handled: the stop below must not be cut short
             finally:
                 with console.status("stopping ..."):
                     await asyncio.shield(_stop(demo, stack))
