@@ -17,12 +17,11 @@ import pytest
 # brings them (nothing is skipped after that).
 pytest.importorskip("kubeclient.client")
 
-from cloudcore.crds import install_crds
-
 import kubeclient
 from beehive.context import Context
 from beehive.message import Message
 from cloudcore.cloudhub.objectsync import ObjectSyncRecorder
+from cloudcore.crds import install_crds
 from cloudcore.synccontroller.module import SyncController
 from cloudhub_delivery.helpers import down
 from cloudhub_delivery.kubeharness import CloudSide
