@@ -331,3 +331,23 @@ async def test_write_to_a_node_that_stopped_reading_times_out(
                 while True:
                     await conn.write(big)
         await wait_for(lambda: recording_handler.disconnects, what="on_disconnect")
+
+
+async def test_tls12_is_limited_to_kubeedges_suites(
+    ws_server: Any, pki: Pki, recording_handler: RecordingHandler
+) -> None:
+    server = await ws_server()
+    ok = pki.client_context("edge-tls")
+    ok.maximum_version = ssl.TLSVersion.TLSv1_2
+    ok.set_ciphers("ECDHE-ECDSA-AES256-GCM-SHA384")
+    async with await dial(server, pki, "edge-tls", ctx=ok) as ws:
+        ssl_object = ws.transport.get_extra_info("ssl_object")
+        assert ssl_object.version() == "TLSv1.2"
+        assert ssl_object.cipher()[0] == "ECDHE-ECDSA-AES256-GCM-SHA384"
+    # A TLS 1.2 suite outside KubeEdge's list is refused.
+    cbc = pki.client_context("edge-tls")
+    cbc.maximum_version = ssl.TLSVersion.TLSv1_2
+    cbc.set_ciphers("ECDHE-ECDSA-AES128-SHA256")
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        await dial(server, pki, "edge-tls", ctx=cbc)
+    assert [c.node_id for c in recording_handler.connections] == ["edge-tls"]
