@@ -138,3 +138,13 @@ def test_mistyped_cloudcore_config_as_edgecore_is_refused(tmp_path: Path) -> Non
     result = run("edgecore", "--config", str(path), "--check")
     assert result.returncode == 1
     assert str(path) in result.stderr
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_running_with_an_invalid_config_fails_before_starting(core: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("modules:\n  bogusModule: {}\n")
+    result = run(core, "--config", str(path))
+    assert result.returncode == 1
+    assert f"{path}: modules.bogusModule: unknown key" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -30,6 +30,7 @@ from beehive.message import Message
 from cloudcore.edgecontroller.downstream import EDGE_NODE_LABEL, Downstream
 from cloudcore.edgecontroller.health import NodeHealth
 from cloudcore.edgecontroller.locator import NodeLocator
+from cloudcore.edgecontroller.objectindex import InformerNodeObjectIndex
 from cloudcore.edgecontroller.settings import EdgeControllerSettings
 from cloudcore.edgecontroller.upstream import Upstream
 from cloudcore.keyedworkers import KeyedWorkers
@@ -69,6 +70,11 @@ class EdgeController:
     def enabled(self, config: Any) -> bool:
         ec = getattr(getattr(config, "modules", None), "edge_controller", None)
         return bool(getattr(ec, "enable", True))
+
+    def object_index(self) -> InformerNodeObjectIndex:
+        """Node authorization lookups from this controller's caches (cloudhub's
+        ``NodeObjectIndex``)."""
+        return InformerNodeObjectIndex(self)
 
     async def wait_synced(self, timeout: float | None = None) -> None:
         """Wait until every informer has listed once (for tests and readiness)."""
