@@ -36,7 +36,9 @@ class HubServerSettings:
         max_queue: frames read ahead per connection before reading from the
             socket pauses, so one node's flood is held back by TCP (WebSocket)
             or closes that connection (QUIC, which cannot pause a stream).
-        max_incoming_streams: QUIC only.
+        max_incoming_streams: QUIC only, informational (``cloudHub.quic.
+            maxIncomingStreams``): a session uses two streams and any other
+            stream closes the connection, so aioquic's own limit applies.
         idle_timeout: QUIC only, seconds.
     """
 
