@@ -309,3 +309,25 @@ async def test_raw_gorilla_style_upgrade_and_masked_frame(
     assert recording_handler.of("edge-raw")[0].operation == "keepalive"
     writer.close()
     await wait_for(lambda: recording_handler.disconnects)
+
+
+async def test_write_to_a_node_that_stopped_reading_times_out(
+    ws_server: Any, pki: Pki, recording_handler: RecordingHandler
+) -> None:
+    server = await ws_server(write_timeout=0.5)
+    # The client takes one message and then reads nothing more (max_queue=1).
+    async with await dial(server, pki, "stuck", max_size=None, max_queue=1, close_timeout=0.5):
+        await wait_for(lambda: recording_handler.connections)
+        conn = recording_handler.connections[0]
+        big = Message.new(
+            source="edgecontroller",
+            group="resource",
+            operation="update",
+            resource="default/configmap/c",
+            content="x" * (1 << 20),
+        )
+        with pytest.raises(ConnectionError, match="timed out"):
+            async with asyncio.timeout(30):
+                while True:
+                    await conn.write(big)
+        await wait_for(lambda: recording_handler.disconnects, what="on_disconnect")

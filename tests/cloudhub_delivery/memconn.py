@@ -94,14 +94,14 @@ class MemEdge:
         uid = meta.get("uid")
         if not uid or msg.operation not in ("insert", "update", "delete", "response"):
             return
-        rv = int(msg.resource_version or meta.get("resourceVersion") or 0)
-        self.history.setdefault(uid, []).append(rv)
         if msg.operation == "delete":
             # like metamanager for pods: delete only the object with that UID
             current = self.store.get(msg.resource)
             if current is not None and current.uid == uid:
                 del self.store[msg.resource]
         else:
+            rv = int(msg.resource_version or meta.get("resourceVersion") or 0)
+            self.history.setdefault(uid, []).append(rv)
             self.store[msg.resource] = Applied(uid, rv, content)
 
 

@@ -518,3 +518,53 @@ def test_random_interleavings_deliver_latest_state_in_order() -> None:
         assert versions == sorted(versions), uid
         assert versions[-1] == latest[uid]
     assert set(seen) == set(latest)
+
+
+def test_repeated_deletes_are_sent_once() -> None:
+    c = core()
+    first = down("delete", uid="x", rv="")
+    c.enqueue(first, now=0)
+    c.events_received()
+    c.enqueue(down("delete", uid="x", rv=""), now=0)  # queued one is enough
+    assert dropped(c) == [delivery.DROP_DUPLICATE_DELETE]
+    assert c.next_message(0) is first
+    c.enqueue(down("delete", uid="x", rv=""), now=0)  # in flight is enough too
+    c.receive_ack(first.msg_id, now=0)
+    assert c.next_message(0) is None
+    c.events_received()
+    # after the acked delete, nothing for that object is sent again
+    c.enqueue(down("delete", uid="x", rv=""), now=0)
+    c.enqueue(down("update", uid="x", rv="99"), now=0)
+    assert dropped(c) == [delivery.DROP_DUPLICATE_DELETE, delivery.DROP_AFTER_DELETE]
+    assert not c.needs_record_lookup(down("update", uid="x", rv="100"))
+
+
+def test_graceful_deletion_update_then_delete_are_both_sent() -> None:
+    c = core()
+    graceful = down("update", uid="p", rv="5", deleting=True, rtype="pod")
+    c.enqueue(graceful, now=0)
+    assert c.next_message(0) is graceful
+    final = down("delete", uid="p", rv="6", rtype="pod")
+    c.enqueue(final, now=0)
+    c.receive_ack(graceful.msg_id, now=0)
+    assert c.next_message(0) is final
+
+
+def test_unparsable_resource_versions_let_the_newest_message_through() -> None:
+    c = core()
+    c.enqueue(down(uid="x", rv="abc"), now=0)
+    newer = down(uid="x", rv="abd")
+    c.enqueue(newer, now=0, recorded_rv="zzz")
+    assert drain(c) == [newer]
+
+
+def test_an_ack_with_nothing_in_flight_is_ignored() -> None:
+    c = core()
+    assert not c.receive_ack("anything", now=0)
+    assert c.stats.acked == 0
+
+
+def test_content_as_json_bytes_or_text() -> None:
+    assert delivery.content_object(down(content=b'{"a": 1}')) == {"a": 1}
+    assert delivery.content_object(down(content="[1, 2]")) is None
+    assert delivery.content_object(down(content=None)) is None

@@ -8,8 +8,15 @@ import pytest
 
 from beehive.message import Message
 from cloudcore.cloudhub import authorization, dispatch
-from cloudcore.cloudhub.authorization import Allowed, Denied, Lookup, admission_check
+from cloudcore.cloudhub.authorization import (
+    Allowed,
+    Denied,
+    Lookup,
+    admission_check,
+    pod_references,
+)
 from cloudhub_delivery.helpers import NODE, up
+from cloudhub_delivery.podspec import POD_SPEC
 
 # -- dispatch ---------------------------------------------------------------------
 
@@ -201,3 +208,18 @@ async def test_resolve_passes_final_decisions_through() -> None:
     assert await authorization.resolve(NODE, Allowed(), index) == Allowed()
     denied = Denied("x", "y")
     assert await authorization.resolve(NODE, denied, index) is denied
+
+
+def test_pod_references() -> None:
+    refs = pod_references({"spec": POD_SPEC})
+    assert refs == {
+        "configmap": {"cm-vol", "cm-proj", "cm-env", "cm-envfrom"},
+        "secret": {"pull", "sec-vol", "sec-proj", "sec-env", "sec-envfrom"},
+        "serviceaccount": {"runner"},
+    }
+    assert pod_references({"spec": {}})["serviceaccount"] == {"default"}
+    assert pod_references({}) == {
+        "configmap": set(),
+        "secret": set(),
+        "serviceaccount": {"default"},
+    }

@@ -85,7 +85,7 @@ async def hub(
         settings, recorder=recorder, node_index=node_index, cluster_ca=cluster_ca
     )
     pump = asyncio.create_task(manager.run(ctx))
-    await wait_until(lambda: "cloudhub" in ctx.modules(), what="pump ready")
+    await asyncio.wait_for(manager.wait_ready(), 5)
     try:
         yield Hub(manager, ctx)
     finally:

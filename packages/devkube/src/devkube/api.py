@@ -95,7 +95,7 @@ class Api:
             raise errors.not_found(info.group, info.plural, name)
         return obj
 
-    def list(
+    def list_objects(
         self,
         info: ResourceInfo,
         namespace: str | None,
@@ -249,7 +249,10 @@ class Api:
         meta.pop("deletionTimestamp", None)
         meta.pop("deletionGracePeriodSeconds", None)
         meta.pop("selfLink", None)
-        meta["generation"] = 1
+        if _tracks_generation(info):
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
         if info.crd and info.has_status:
             obj.pop("status", None)
         self._defaults(info, obj, create=True)
@@ -469,11 +472,14 @@ class Api:
                     new["status"] = clone(old["status"])
                 else:
                     new.pop("status", None)
-            # A spec change bumps generation (what controllers compare observedGeneration to).
-            if _spec_part(new) != _spec_part(old):
-                meta["generation"] = int(old_meta.get("generation") or 1) + 1
+            if _tracks_generation(info):
+                # A spec change bumps generation (controllers compare observedGeneration).
+                if _spec_part(new) != _spec_part(old):
+                    meta["generation"] = int(old_meta.get("generation") or 1) + 1
+                else:
+                    meta["generation"] = old_meta.get("generation", 1)
             else:
-                meta["generation"] = old_meta.get("generation", 1)
+                meta.pop("generation", None)
         for key in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
             if key in old_meta:
                 meta[key] = old_meta[key]
@@ -591,7 +597,7 @@ class Api:
         options: dict[str, Any] | None = None,
     ) -> list[Obj]:
         out = []
-        for obj in self.list(info, namespace, labels, fields).items:
+        for obj in self.list_objects(info, namespace, labels, fields).items:
             meta = obj["metadata"]
             try:
                 out.append(self.delete(info, meta.get("namespace"), meta["name"], options))
@@ -743,6 +749,11 @@ class Api:
 
     def compact(self, rv: int | None = None) -> int:
         return self.store.compact(rv)
+
+
+def _tracks_generation(info: ResourceInfo) -> bool:
+    """kube sets metadata.generation on custom resources and CRDs, not on core/v1 kinds."""
+    return info.crd is not None or info.key == resources.CRDS_KEY
 
 
 def _spec_part(obj: Obj) -> Any:

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from devkube import errors, selectors
+from devkube import errors, openapi, selectors
 from devkube.api import (
     PATCH_APPLY,
     PATCH_JSON,
@@ -53,7 +53,6 @@ SERVER_VERSION = {
 }
 
 API_KEY = web.AppKey("api", Api)
-CONFIG_KEY = web.AppKey("config", "ServerConfig")
 
 
 @dataclass
@@ -320,6 +319,13 @@ class Handler:
             raise errors.unauthorized()
         if path == "/devkube/compact":
             return await self._compact(request)
+        if path == "/openapi/v3" or path.startswith("/openapi/v3/"):
+            gv = path[len("/openapi/v3/"):].strip("/")
+            doc = (openapi.gv_document(self.api.registry, gv) if gv
+                   else openapi.root_document(self.api.registry))
+            if doc is None:
+                raise errors.resource_not_found()
+            return json_response(doc)
         parsed = parse_path(path)
         if parsed is None:
             raise errors.resource_not_found()
@@ -431,7 +437,7 @@ class Handler:
 
     def _list(self, request: web.Request, info: ResourceInfo, ns: str | None) -> web.Response:
         labels, fields = _selectors(request, info)
-        res = self.api.list(
+        res = self.api.list_objects(
             info, ns, labels, fields,
             limit=_query_int(request, "limit"),
             continue_=request.query.get("continue") or None,

@@ -28,8 +28,9 @@ server through ``kubeclient``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from beehive.constants import (
     MOD_TWIN,
@@ -52,6 +53,7 @@ __all__ = [
     "Lookup",
     "NodeObjectIndex",
     "admission_check",
+    "pod_references",
     "resolve",
 ]
 
@@ -190,3 +192,53 @@ async def resolve(node_id: str, decision: Decision, index: NodeObjectIndex) -> A
         REASON_NOT_REFERENCED,
         f"{decision.kind} {ns}/{name} is not used by any pod bound to node {node_id}",
     )
+
+
+_CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+
+
+def _dicts(value: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(value, list):
+        yield from (v for v in value if isinstance(v, dict))
+
+
+def pod_references(pod: dict[str, Any]) -> dict[str, set[str]]:
+    """Names of the configmaps, secrets and service account a pod uses."""
+    spec = pod.get("spec") or {}
+    refs: dict[str, set[str]] = {"configmap": set(), "secret": set(), "serviceaccount": set()}
+    refs["serviceaccount"].add(spec.get("serviceAccountName") or "default")
+    for ref in _dicts(spec.get("imagePullSecrets")):
+        if ref.get("name"):
+            refs["secret"].add(ref["name"])
+    for vol in _dicts(spec.get("volumes")):
+        if isinstance(vol.get("configMap"), dict) and vol["configMap"].get("name"):
+            refs["configmap"].add(vol["configMap"]["name"])
+        if isinstance(vol.get("secret"), dict) and vol["secret"].get("secretName"):
+            refs["secret"].add(vol["secret"]["secretName"])
+        projected = vol.get("projected")
+        if isinstance(projected, dict):
+            for src in _dicts(projected.get("sources")):
+                if isinstance(src.get("configMap"), dict) and src["configMap"].get("name"):
+                    refs["configmap"].add(src["configMap"]["name"])
+                if isinstance(src.get("secret"), dict) and src["secret"].get("name"):
+                    refs["secret"].add(src["secret"]["name"])
+    for key in _CONTAINER_LISTS:
+        for container in _dicts(spec.get(key)):
+            for env in _dicts(container.get("env")):
+                source = env.get("valueFrom")
+                if not isinstance(source, dict):
+                    continue
+                cm = source.get("configMapKeyRef")
+                if isinstance(cm, dict) and cm.get("name"):
+                    refs["configmap"].add(cm["name"])
+                sec = source.get("secretKeyRef")
+                if isinstance(sec, dict) and sec.get("name"):
+                    refs["secret"].add(sec["name"])
+            for env_from in _dicts(container.get("envFrom")):
+                cm = env_from.get("configMapRef")
+                if isinstance(cm, dict) and cm.get("name"):
+                    refs["configmap"].add(cm["name"])
+                sec = env_from.get("secretRef")
+                if isinstance(sec, dict) and sec.get("name"):
+                    refs["secret"].add(sec["name"])
+    return refs

@@ -121,6 +121,7 @@ DROP_STALE: Final = "stale_resource_version"
 DROP_AFTER_DELETE: Final = "object_being_deleted"
 DROP_ALREADY_RECORDED: Final = "already_delivered"
 DROP_SESSION_CLOSED: Final = "session_closed"
+DROP_DUPLICATE_DELETE: Final = "duplicate_delete"
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +396,7 @@ class NodeDeliveryProtocol:
         self._delayed_keys: set[str] = set()
         self._failures: dict[str, int] = {}
         self._acked_rv: dict[str, str] = {}
+        self._deleted: set[str] = set()  # keys whose op-delete was acked
         self._inflight: _InFlight | None = None
         self._last_keepalive = now
         self._closed = False
@@ -439,7 +441,12 @@ class NodeDeliveryProtocol:
         if not wants_record(msg):
             return False
         key = ack_key(msg)
-        return key is not None and key not in self._store and key not in self._acked_rv
+        return (
+            key is not None
+            and key not in self._store
+            and key not in self._acked_rv
+            and key not in self._deleted
+        )
 
     def _enqueue_ack(self, msg: Message, recorded_rv: str | None) -> None:
         deleting = is_delete(msg)
@@ -450,12 +457,22 @@ class NodeDeliveryProtocol:
         if key is None:
             self._drop(msg, DROP_NO_KEY)
             return
+        stored = self._store.get(key)
+        if msg.operation == OP_DELETE and (
+            key in self._deleted or (stored is not None and stored.operation == OP_DELETE)
+        ):
+            # The same delete again (the synccontroller repeats it until the
+            # ack removes its record): one is enough.
+            self._drop(msg, DROP_DUPLICATE_DELETE)
+            return
         if deleting or msg.operation == OP_RESPONSE:
             # Deletes and replies to the edge's own queries are always sent:
             # the edge asked for the reply, and a delete must never be lost.
             self._put(key, msg)
             return
-        stored = self._store.get(key)
+        if key in self._deleted:
+            self._drop(msg, DROP_AFTER_DELETE)
+            return
         if stored is not None:
             if is_delete(stored):
                 self._drop(msg, DROP_AFTER_DELETE)
@@ -505,10 +522,10 @@ class NodeDeliveryProtocol:
         self._failures.pop(key, None)
         if msg.resource_version:
             self._acked_rv[key] = msg.resource_version
-        if is_delete(msg):
-            # The object is gone on the edge; a later insert with the same UID
-            # cannot happen, but an older update must still be refused.
-            self._acked_rv.setdefault(key, msg.resource_version or "0")
+        if msg.operation == OP_DELETE:
+            # The object is gone on the edge: UIDs are never reused, so
+            # anything later for this key is a repeat or a stale update.
+            self._deleted.add(key)
         if self._store.get(key) is msg:
             del self._store[key]
         elif key in self._store:

@@ -25,6 +25,7 @@ transport module wires it (``cloudcore/cloudhub/module.py``)::
     )
     # in CloudHub.start(ctx):
     pump = asyncio.create_task(manager.run(ctx), name="cloudhub-downstream")
+    await manager.wait_ready()       # then start the servers
     # the WS / QUIC servers get ``manager`` as their ConnectionHandler
     # in CloudHub.cleanup():
     await manager.close()            # closes every session (code 1001), idempotent

@@ -339,6 +339,7 @@ class SessionManager:
         self._cluster_ca = cluster_ca
         self._sessions: dict[str, NodeSession] = {}
         self._ctx: Context | None = None
+        self._ready = asyncio.Event()
         self._closed = False
         if not self.settings.authorization:
             log.warning(
@@ -494,6 +495,7 @@ class SessionManager:
         """
         ctx.add_module(CLOUDHUB_MODULE, CLOUDHUB_MODULE)
         self._ctx = ctx
+        self._ready.set()
         try:
             while True:
                 msg = await ctx.receive(CLOUDHUB_MODULE)
@@ -502,7 +504,12 @@ class SessionManager:
                 except Exception:
                     log.exception("cannot route %s", msg.describe())
         finally:
+            self._ready.clear()
             self._ctx = None
+
+    async def wait_ready(self) -> None:
+        """Wait until ``run`` has started (connections are accepted from then on)."""
+        await self._ready.wait()
 
     async def route_downstream(self, msg: Message) -> None:
         """Hand one downstream message to its node's session."""

@@ -168,7 +168,7 @@ class WebSocketServer:
             compression=None,  # gorilla/edgecore does not negotiate permessage-deflate
             ping_interval=None,  # liveness is the message keepalive (protocol.md 3.7)
             server_header=None,
-            logger=log,
+            logger=logging.getLogger(__name__ + ".protocol"),
         )
         log.info("websocket server listening on %s:%d", self.settings.address, self.port)
 

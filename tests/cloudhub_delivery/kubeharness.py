@@ -1,0 +1,89 @@
+"""A cloudcore assembled for the delivery tests: real API server, real modules.
+
+:class:`CloudSide` runs, on one beehive Context, the real SessionManager
+(with the ObjectSync recorder), the real SyncController, and
+:class:`ConfigMapFeeder`, a stand-in for the edgecontroller written for these
+tests: it watches the configmaps of one namespace with a kubeclient Informer
+and sends each add/update/delete for the node to cloudhub, the way the
+edgecontroller does (source ``edgecontroller``, group ``resource``, the object
+as content, its resourceVersion in the header). Stopping a CloudSide and
+starting a new one over the same API server is a cloudcore restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import kubeclient
+from beehive.context import Context
+from beehive.message import Message
+from cloudcore.cloudhub.delivery import DeliverySettings
+from cloudcore.cloudhub.sessions import SessionManager, SessionSettings
+from cloudcore.synccontroller.module import SyncController
+from kecommon.resources import build_resource
+
+
+class ConfigMapFeeder:
+    def __init__(self, client: kubeclient.KubeClient, ctx: Context, *, node: str, namespace: str):
+        self.ctx = ctx
+        self.node = node
+        self.informer = kubeclient.Informer(client, kubeclient.CONFIGMAPS, namespace=namespace)
+        self.informer.add_handlers(
+            on_add=lambda obj: self._send("insert", obj),
+            on_update=lambda old, new: self._send("update", new),
+            on_delete=lambda obj: self._send("delete", obj),
+        )
+
+    async def _send(self, operation: str, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        msg = Message.new(
+            source="edgecontroller",
+            group="resource",
+            operation=operation,
+            resource=build_resource(self.node, meta["namespace"], "configmap", meta["name"]),
+            content=obj,
+            resource_version=meta["resourceVersion"],
+        )
+        await self.ctx.send("cloudhub", msg)
+
+
+class CloudSide:
+    def __init__(
+        self,
+        client: kubeclient.KubeClient,
+        *,
+        node: str,
+        namespace: str,
+        sync_period: float = 0.2,
+    ) -> None:
+        self.ctx = Context()
+        self.manager = SessionManager(
+            SessionSettings(
+                keepalive_interval=None,
+                authorization=False,
+                delivery=DeliverySettings(ack_timeout=1.0),
+            ),
+            kube=client,
+        )
+        self.sync = SyncController(client, period=sync_period)
+        self.feeder = ConfigMapFeeder(client, self.ctx, node=node, namespace=namespace)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self.ctx.add_module("synccontroller", "synccontroller")
+        self._tasks.append(asyncio.create_task(self.manager.run(self.ctx)))
+        await asyncio.wait_for(self.manager.wait_ready(), 5)
+        self._tasks.append(asyncio.create_task(self.sync.start(self.ctx)))
+        self.feeder.informer.start()
+        await self.feeder.informer.wait_synced(timeout=10)
+
+    async def stop(self) -> None:
+        await self.feeder.informer.stop()
+        await self.manager.close()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.ctx.close()
