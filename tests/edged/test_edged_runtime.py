@@ -556,3 +556,38 @@ async def test_shared_volumes_env_from_and_limits(
     if code != 0:  # cgroup v2 layout
         code, out = await cri.exec_sync(writer, ["cat", "/sys/fs/cgroup/memory.max"], 5)
     assert code == 0 and int(out.strip()) == 64 * 2**20
+
+
+async def test_startup_probe_gates_readiness(runtime: PodRuntime) -> None:
+    pod = make_pod(
+        "slow-start",
+        [
+            {
+                "name": "c",
+                "image": IMAGE,
+                "imagePullPolicy": "Never",
+                "command": ["sh", "-c", "sleep 2; touch /tmp/started; exec sleep 3600"],
+                "startupProbe": {
+                    "exec": {"command": ["cat", "/tmp/started"]},
+                    "periodSeconds": 1,
+                    "failureThreshold": 30,
+                },
+                "livenessProbe": {
+                    "exec": {"command": ["cat", "/tmp/started"]},
+                    "periodSeconds": 1,
+                    "failureThreshold": 1,
+                },
+            }
+        ],
+    )
+    uid = pod["metadata"]["uid"]
+    runtime.upsert_pod(pod)
+    st = await wait_for(
+        lambda: (s := runtime.pod_status(uid)) and s["phase"] == "Running" and s,
+        what="Running",
+    )
+    # Running but not ready while the startup probe has not passed (the liveness
+    # probe, which would fail now, is not run yet either).
+    assert container_status(st, "c")["ready"] is False
+    st = await wait_for(lambda: _ready(runtime, uid), what="Ready after startup")
+    assert container_status(st, "c")["restartCount"] == 0

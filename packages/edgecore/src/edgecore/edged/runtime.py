@@ -530,12 +530,18 @@ class PodRuntime:
                     await self.cri.stop_container(latest.id, rec.grace_period(30))
                     self.workers.poke(rec.uid)
                     continue
-                if self.probes.result(latest.id, "livenessProbe") is False:
+                failed = [
+                    kind
+                    for kind in ("livenessProbe", "startupProbe")
+                    if self.probes.result(latest.id, kind) is False
+                ]
+                if failed:
                     log.info(
-                        "node %s: pod %s container %s failed liveness, killing",
+                        "node %s: pod %s container %s failed its %s, killing",
                         self.settings.node_name,
                         rec.key,
                         name,
+                        failed[0],
                     )
                     await self.cri.stop_container(latest.id, rec.grace_period(30))
                     self.workers.poke(rec.uid)
