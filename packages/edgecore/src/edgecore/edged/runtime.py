@@ -355,6 +355,8 @@ class PodRuntime:
         )
         views = await self._views(rec, containers, sandbox_id=None, terminal=True)
         await self._report(rec, views, sandbox_ready=False, terminal=True)
+        if self.pods.get(rec.uid) is not rec:
+            return  # the cloud's delete arrived meanwhile: nothing left to ask for
         if not rec.delete_sent:
             options = {"gracePeriodSeconds": 0, "preconditions": {"uid": rec.uid}}
             try:
