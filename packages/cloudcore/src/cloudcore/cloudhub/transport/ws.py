@@ -40,7 +40,7 @@ from beehive import codec
 from beehive.exceptions import CodecError
 from beehive.message import Message
 from cloudcore import metrics
-from cloudcore.cloudhub.tls import authenticate_node
+from cloudcore.cloudhub.tls import authenticate_node, limit_tls_read_buffer
 from cloudcore.cloudhub.transport.common import (
     ConnectionInfo,
     HubServerSettings,
@@ -149,6 +149,7 @@ class WebSocketServer:
         return int(next(iter(self._server.sockets)).getsockname()[1])
 
     async def start(self) -> None:
+        limit_tls_read_buffer()  # 256 KiB per idle connection otherwise
         if not self.settings.node_auth:
             log.warning(
                 "node authentication is OFF: any certificate from the CA may claim any node_id"
