@@ -75,3 +75,24 @@ async def test_crd_name_must_match(raw: Raw) -> None:
     body["metadata"]["name"] = "wrong.example.com"
     status, err = await raw.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body)
     assert status == 422 and err["reason"] == "Invalid"
+
+
+async def test_every_served_version_answers(raw: Raw) -> None:
+    body = crd()
+    body["spec"]["versions"] = [
+        {**body["spec"]["versions"][0], "name": "v1", "storage": True},
+        {**body["spec"]["versions"][0], "name": "v1beta1", "storage": False},
+    ]
+    await raw.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body)
+    _, group = await raw.get("/apis/example.com")
+    assert group["preferredVersion"]["version"] == "v1"
+    assert [v["version"] for v in group["versions"]] == ["v1", "v1beta1"]
+    status, w = await raw.post("/apis/example.com/v1beta1/namespaces/default/widgets",
+                               {"apiVersion": "example.com/v1beta1", "kind": "Widget",
+                                "metadata": {"name": "w"}})
+    assert status == 201 and w["apiVersion"] == "example.com/v1beta1"
+    _, w1 = await raw.get("/apis/example.com/v1/namespaces/default/widgets/w")
+    assert w1["apiVersion"] == "example.com/v1"
+    _, listed = await raw.get("/apis/example.com/v1beta1/widgets")
+    assert listed["apiVersion"] == "example.com/v1beta1"
+    assert listed["items"][0]["apiVersion"] == "example.com/v1beta1"

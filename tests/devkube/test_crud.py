@@ -124,3 +124,17 @@ async def test_unauthenticated_requests_get_401(kube, raw: Raw) -> None:  # type
                 assert resp.status == 401 and body["reason"] == "Unauthorized"
         async with s.get(kube.url + "/healthz") as resp:
             assert resp.status == 200
+
+
+async def test_dry_run_writes_nothing(raw: Raw) -> None:
+    status, body = await raw.post(f"{NS}/configmaps", {"metadata": {"name": "d"}},
+                                  params={"dryRun": "All"})
+    assert status == 201 and body["metadata"]["name"] == "d"
+    assert (await raw.get(f"{NS}/configmaps/d"))[0] == 404
+    await raw.post(f"{NS}/configmaps", {"metadata": {"name": "d"}, "data": {"a": "1"}})
+    _, body = await raw.patch(f"{NS}/configmaps/d", {"data": {"a": "2"}},
+                              params={"dryRun": "All"})
+    assert body["data"] == {"a": "2"}
+    assert (await raw.get(f"{NS}/configmaps/d"))[1]["data"] == {"a": "1"}
+    await raw.delete(f"{NS}/configmaps/d", params={"dryRun": "All"})
+    assert (await raw.get(f"{NS}/configmaps/d"))[0] == 200

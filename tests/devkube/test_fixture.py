@@ -55,7 +55,7 @@ async def test_compaction_makes_old_watches_expire(kube_api: KubeApi) -> None:
     import json
 
     def first_event() -> dict:
-        with urllib.request.urlopen(req, context=kube_api._ssl, timeout=10) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, context=kube_api.ssl_context, timeout=10) as resp:  # noqa: S310
             return json.loads(resp.readline())
 
     event = await asyncio.to_thread(first_event)

@@ -130,3 +130,29 @@ async def test_limit_and_continue(raw: Raw) -> None:
         params = {"limit": "2", "continue": token}
     assert seen == [f"cm{i}" for i in range(5)]
     assert len(rvs) == 1
+
+
+async def test_send_initial_events_ends_with_marked_bookmark(raw: Raw) -> None:
+    await raw.post(f"{NS}/configmaps", {"metadata": {"name": "a"}})
+    events = await collect(raw, f"{NS}/configmaps", {
+        "sendInitialEvents": "true", "allowWatchBookmarks": "true",
+        "resourceVersionMatch": "NotOlderThan"}, 2)
+    assert events[0]["type"] == "ADDED"
+    assert events[1]["type"] == "BOOKMARK"
+    assert events[1]["object"]["metadata"]["annotations"] == {
+        "k8s.io/initial-events-end": "true"}
+
+
+async def test_legacy_watch_prefix_and_http_compaction(raw: Raw) -> None:
+    _, created = await raw.post(f"{NS}/configmaps", {"metadata": {"name": "a"}})
+    rv = created["metadata"]["resourceVersion"]
+    task = asyncio.create_task(collect(raw, "/api/v1/watch/namespaces/default/configmaps/a",
+                                       {"resourceVersion": rv}, 1))
+    await raw.post(f"{NS}/configmaps", {"metadata": {"name": "b"}})
+    await raw.patch(f"{NS}/configmaps/a", {"data": {"k": "v"}})
+    events = await task
+    assert events[0]["type"] == "MODIFIED" and events[0]["object"]["metadata"]["name"] == "a"
+    status, body = await raw.post("/devkube/compact", None)
+    assert status == 200 and body["compacted"] == body["resourceVersion"]
+    events = await collect(raw, f"{NS}/configmaps", {"resourceVersion": rv}, 1)
+    assert events[0]["type"] == "ERROR" and events[0]["object"]["code"] == 410

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import socket
 import stat
 from pathlib import Path
@@ -65,9 +66,11 @@ async def test_bootstrap_with_a_good_token(minicloud: MiniCloud, tmp_path: Path)
     assert key_pem.startswith(b"-----BEGIN EC PRIVATE KEY-----")
     key = serialization.load_pem_private_key(key_pem, password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
+    umask = os.umask(0)
+    os.umask(umask)
     for f in (settings.tls_ca_file, settings.tls_cert_file, settings.tls_private_key_file):
-        assert stat.S_IMODE(f.stat().st_mode) == 0o622
-    assert stat.S_IMODE(settings.tls_cert_file.parent.stat().st_mode) == 0o722
+        assert stat.S_IMODE(f.stat().st_mode) == 0o622 & ~umask
+    assert stat.S_IMODE(settings.tls_cert_file.parent.stat().st_mode) == 0o722 & ~umask
     # the token is gone from the config file, the rest is kept
     data = yaml.safe_load(cfg.read_text())
     assert data["modules"]["edgeHub"]["token"] == ""

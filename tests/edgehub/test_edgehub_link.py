@@ -8,6 +8,8 @@ import itertools
 import time
 from pathlib import Path
 
+import pytest
+
 from beehive import codec
 from beehive.message import Message
 from fixtures.minicloud import (
@@ -225,3 +227,51 @@ async def test_certificate_rotation_then_reconnect(minicloud: MiniCloud, tmp_pat
         assert minicloud.upgrades[1].client_serial == minicloud.issued[1].serial
         assert edge.hub.stats["rotations"] >= 1
         await asyncio.sleep(0)
+
+
+async def test_expired_certificate_is_reported_and_renewed_with_a_new_token(
+    minicloud: MiniCloud, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    minicloud.cert_lifetime = dt.timedelta(seconds=2)
+    token_file = tmp_path / "bootstrap-edgecore.conf"
+    settings = edge_settings(
+        minicloud, tmp_path, rotate_certificates=False, bootstrap_token_file=token_file
+    )
+    async with EdgeRunner(settings) as edge:
+        await minicloud.wait_for(lambda: len(minicloud.upgrades) == 1)
+        await minicloud.stop_ws()
+        await minicloud.drop()
+        # the certificate expires while the cloud is away: a clear error, still running
+        await wait_until(lambda: "expired at" in caplog.text, timeout=10)
+        assert edge.exit_code is None
+        minicloud.cert_lifetime = dt.timedelta(days=1)
+        token_file.write_text(minicloud.token())
+        await minicloud.start_ws()
+        await minicloud.wait_for(lambda: len(minicloud.upgrades) == 2, timeout=10)
+        assert [i.auth for i in minicloud.issued] == ["token", "token"]
+        assert minicloud.upgrades[1].client_serial == minicloud.issued[1].serial
+        assert not token_file.exists()
+
+
+async def test_a_bug_in_one_message_costs_only_the_session(
+    minicloud: MiniCloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgecore.edgehub import routing
+
+    real = routing.route_downstream
+
+    def faulty(msg: Message) -> routing.Decision:
+        if msg.resource == "boom/x/y":
+            raise RuntimeError("injected fault")
+        return real(msg)
+
+    monkeypatch.setattr(routing, "route_downstream", faulty)
+    async with EdgeRunner(edge_settings(minicloud, tmp_path)) as edge:
+        await wait_until(edge.hub.connected.is_set)
+        await minicloud.send(
+            Message.new(
+                source="edgecontroller", group="resource", operation="update", resource="boom/x/y"
+            )
+        )
+        await minicloud.wait_for(lambda: len(minicloud.upgrades) == 2, timeout=5)
+        assert edge.exit_code is None

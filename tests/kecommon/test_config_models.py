@@ -449,3 +449,219 @@ def test_go_durations(text: str, seconds: float) -> None:
 def test_bad_go_durations(text: str) -> None:
     with pytest.raises(ValueError):
         duration_seconds(text)
+
+
+# -- YAML null, as Go's decoder reads it ------------------------------------------------------
+
+
+def test_null_keeps_scalar_and_struct_defaults_and_empties_lists() -> None:
+    cfg = parse_cloudcore_config(
+        "modules:\n  cloudHub:\n    dnsNames:\n    websocket:\n    https:\n      port:\n"
+        "    authorization:\n      modes:\n      - node:\n"
+    )
+    hub = cfg.modules.cloud_hub
+    assert hub.dns_names == []
+    assert hub.websocket.port == 10000 and hub.websocket.enable
+    assert hub.https.port == 10002
+    assert hub.authorization.modes[0].node is None  # a pointer in Go: null stays null
+    assert parse_cloudcore_config("modules:\nfeatureGates:\n").feature_gates == {}
+    assert (
+        parse_edgecore_config("modules:\n  edged:\n    nodeLabels:\n").modules.edged.node_labels
+        == {}
+    )
+
+
+def test_null_advertise_address_is_refused_as_missing() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_cloudcore_config("modules:\n  cloudHub:\n    advertiseAddress:\n", file="c.yaml")
+    assert info.value.key == "modules.cloudHub.advertiseAddress"
+
+
+HELM_RENDERED = """\
+apiVersion: cloudcore.config.kubeedge.io/v1alpha2
+kind: CloudCore
+commonConfig:
+  tunnelPort: 10350
+  monitorServer:
+    bindAddress: 127.0.0.1:9091
+    enableProfiling: false
+featureGates:
+  requireAuthorization: false
+kubeAPIConfig:
+  burst: 200
+  contentType: application/vnd.kubernetes.protobuf
+  kubeConfig: ""
+  master: ""
+  qps: 100
+modules:
+  cloudHub:
+    advertiseAddress:
+    - 192.168.0.10
+    authorization:
+      debug: true
+      enable: false
+      modes:
+      - node:
+          enable: true
+    dnsNames:
+    - ""
+    edgeCertSigningDuration: 365
+    enable: true
+    https:
+      address: 0.0.0.0
+      enable: true
+      port: 10002
+    keepaliveInterval: 30
+    nodeLimit: 1000
+    quic:
+      address: 0.0.0.0
+      enable: false
+      maxIncomingStreams: 10000
+      port: 10001
+    tlsCAFile: /etc/kubeedge/ca/rootCA.crt
+    tlsCAKeyFile: /etc/kubeedge/ca/rootCA.key
+    tlsCertFile: /etc/kubeedge/certs/edge.crt
+    tlsPrivateKeyFile: /etc/kubeedge/certs/edge.key
+    tokenRefreshDuration: 12
+    unixsocket:
+      address: unix:///var/lib/kubeedge/kubeedge.sock
+      enable: true
+    websocket:
+      address: 0.0.0.0
+      enable: true
+      port: 10000
+    writeTimeout: 30
+  cloudStream:
+    enable: true
+    streamPort: 10003
+    tlsStreamCAFile: /etc/kubeedge/ca/streamCA.crt
+    tlsStreamCertFile: /etc/kubeedge/certs/stream.crt
+    tlsStreamPrivateKeyFile: /etc/kubeedge/certs/stream.key
+    tlsTunnelCAFile: /etc/kubeedge/ca/rootCA.crt
+    tlsTunnelCertFile: /etc/kubeedge/certs/server.crt
+    tlsTunnelPrivateKeyFile: /etc/kubeedge/certs/server.key
+    tunnelPort: 10004
+  deviceController:
+    enable: true
+  dynamicController:
+    enable: false
+  edgeController:
+    enable: true
+    nodeUpdateFrequency: 10
+  iptablesManager:
+    enable: true
+    mode: external
+  router:
+    address: 0.0.0.0
+    enable: false
+    port: 9443
+    restTimeout: 60
+  syncController:
+    enable: true
+  taskManager:
+    enable: false
+"""
+
+
+def test_the_helm_charts_cloudcore_yaml_loads() -> None:
+    # manifests/charts/cloudcore/templates/configmap_cloudcore.yaml, rendered with its values
+    cfg = parse_cloudcore_config(HELM_RENDERED, file="configmap_cloudcore.yaml")
+    hub = cfg.modules.cloud_hub
+    assert hub.advertise_address == ["192.168.0.10"]
+    assert hub.tls_cert_file == "/etc/kubeedge/certs/edge.crt"
+    assert cfg.kube_api_config.qps == 100
+    assert cfg.feature_gates == {"requireAuthorization": False}
+    assert set(cfg.unimplemented()) == {
+        "modules.cloudHub.unixsocket",
+        "modules.cloudStream",
+        "modules.iptablesManager",
+    }
+    # what we write back loads again to the same thing
+    assert parse_cloudcore_config(dump_yaml(cfg)) == cfg
+
+
+# The attribute names other parts of the project code against (the brief's interface).
+CLOUDCORE_ATTRIBUTES = [
+    "modules.cloud_hub.websocket.port",
+    "modules.cloud_hub.websocket.address",
+    "modules.cloud_hub.https.port",
+    "modules.cloud_hub.quic.enable",
+    "modules.cloud_hub.quic.port",
+    "modules.cloud_hub.keepalive_interval",
+    "modules.cloud_hub.node_limit",
+    "modules.cloud_hub.tls_ca_file",
+    "modules.cloud_hub.tls_ca_key_file",
+    "modules.cloud_hub.tls_cert_file",
+    "modules.cloud_hub.tls_private_key_file",
+    "modules.cloud_hub.advertise_address",
+    "modules.cloud_hub.dns_names",
+    "modules.cloud_hub.edge_cert_signing_duration",
+    "modules.cloud_hub.token_refresh_duration",
+    "modules.cloud_hub.authorization.enable",
+    "modules.edge_controller.enable",
+    "modules.device_controller.enable",
+    "modules.sync_controller.enable",
+    "kube_api_config.kube_config",
+    "kube_api_config.master",
+    "common_config.monitor_server.bind_address",
+]
+EDGECORE_ATTRIBUTES = [
+    "modules.edge_hub.heartbeat",
+    "modules.edge_hub.websocket.server",
+    "modules.edge_hub.quic.server",
+    "modules.edge_hub.http_server",
+    "modules.edge_hub.token",
+    "modules.edge_hub.tls_ca_file",
+    "modules.edge_hub.tls_cert_file",
+    "modules.edge_hub.tls_private_key_file",
+    "modules.edge_hub.project_id",
+    "modules.edge_hub.message_qps",
+    "modules.edge_hub.message_burst",
+    "modules.edge_hub.rotate_certificates",
+    "modules.edged.hostname_override",
+    "modules.edged.node_ip",
+    "modules.edged.node_labels",
+    "modules.edged.pod_sandbox_image",
+    "modules.edged.tailored_kubelet_config.container_runtime_endpoint",
+    "modules.edged.tailored_kubelet_config.node_status_update_frequency",
+    "modules.meta_manager.remote_query_timeout",
+    "database.data_source",
+]
+
+
+def _resolve(obj: object, path: str) -> object:
+    for name in path.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
+@pytest.mark.parametrize("path", CLOUDCORE_ATTRIBUTES)
+def test_cloudcore_interface_attribute(path: str) -> None:
+    assert _resolve(default_cloudcore_config(), path) is not None
+
+
+@pytest.mark.parametrize("path", EDGECORE_ATTRIBUTES)
+def test_edgecore_interface_attribute(path: str) -> None:
+    assert _resolve(default_edgecore_config(), path) is not None
+
+
+def test_path_settings_accept_pathlib_paths_in_code(tmp_path: Path) -> None:
+    cfg = default_cloudcore_config()
+    cfg.modules.cloud_hub.tls_ca_file = tmp_path / "ca.crt"  # type: ignore[assignment]
+    assert cfg.modules.cloud_hub.tls_ca_file == str(tmp_path / "ca.crt")
+    edge = default_edgecore_config()
+    edge.database.data_source = tmp_path / "edge.db"  # type: ignore[assignment]
+    assert parse_edgecore_config(dump_yaml(edge)).database.data_source == str(tmp_path / "edge.db")
+
+
+def test_write_yaml_replaces_the_file_and_keeps_unknown_kubeedge_keys(tmp_path: Path) -> None:
+    from kecommon.config import write_yaml
+
+    path = write(tmp_path, "modules:\n  edged:\n    windowsPriorityClass: HIGH\n", "edgecore.yaml")
+    cfg = load_edgecore_config(path)
+    cfg.edgecore_version = "v1.23.0"
+    write_yaml(cfg, path)
+    again = load_edgecore_config(path)
+    assert again.edgecore_version == "v1.23.0"
+    assert again.modules.edged.model_extra == {"windowsPriorityClass": "HIGH"}
+    assert [p.name for p in tmp_path.iterdir()] == ["edgecore.yaml"]  # no temp file left

@@ -177,3 +177,41 @@ async def test_killed_writer_leaves_a_consistent_store(tmp_path: Path, run: int)
             obj = json.loads(value)  # every row is a whole object
             assert obj["data"]["n"] == str(obj["n"]) and len(obj["data"]["blob"]) == 20000
             assert key == f"default/configmap/cm{obj['n'] % 50}"
+
+
+async def test_offline_service_account_token_only_while_valid(
+    minicloud: MiniCloud, tmp_path: Path
+) -> None:
+    import datetime as dt
+
+    expiry = {"value": dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)}
+
+    def responder(m: Message) -> Message | None:
+        if m.group != "meta":
+            return None
+        stamp = expiry["value"].strftime("%Y-%m-%dT%H:%M:%SZ")
+        content = {"kind": "TokenRequest", "status": {"token": "t", "expirationTimestamp": stamp}}
+        return Message.new(
+            source="edgecontroller",
+            group="resource",
+            operation="response",
+            resource=m.resource,
+            content=content,
+            parent_msg_id=m.msg_id,
+        )
+
+    minicloud.responder = responder
+    request = {"spec": {"expirationSeconds": 3600}}
+    async with EdgeRunner(edge_settings(minicloud, tmp_path), tmp_path / "e.db") as edge:
+        await wait_until(lambda: edge.meta.cloud_connected)
+        client = MetaClient(edge.ctx, timeout=5)
+        await client.get_service_account_token("default", "sa", request)
+        expiry["value"] = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+        await client.get_service_account_token("default", "sa2", request)
+        await minicloud.stop_ws()
+        await minicloud.drop()
+        await wait_until(lambda: not edge.meta.cloud_connected)
+        tok = await client.get_service_account_token("default", "sa", request)
+        assert tok["status"]["token"] == "t"
+        with pytest.raises(MetaUnavailable):
+            await client.get_service_account_token("default", "sa2", request)

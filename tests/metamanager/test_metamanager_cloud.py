@@ -152,6 +152,7 @@ async def test_store_survives_a_restart(tmp_path: Path) -> None:
     store = await MetaStore.open(db)
     await store.put("default/configmap/a", "configmap", {"data": {"k": "v"}})
     await store.close()
+    assert db.stat().st_mode & 0o077 == 0  # secrets inside: owner only
     store = await MetaStore.open(db)
     assert await store.get("default/configmap/a") == {"data": {"k": "v"}}
     assert await store.list_type("configmap") == [("default/configmap/a", {"data": {"k": "v"}})]

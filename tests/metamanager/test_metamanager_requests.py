@@ -18,7 +18,13 @@ import pytest
 
 from beehive import codec
 from beehive.message import Message
-from edgecore.metaclient import MetaAlreadyExists, MetaClient, MetaNotFound, MetaUnavailable
+from edgecore.metaclient import (
+    MetaAlreadyExists,
+    MetaClient,
+    MetaNotFound,
+    MetaTimeout,
+    MetaUnavailable,
+)
 from fixtures.minicloud import (
     EdgeRunner,
     MiniCloud,
@@ -203,3 +209,56 @@ async def test_no_edgehub_means_unavailable(tmp_path: Path, minicloud: MiniCloud
         client = MetaClient(edge.ctx, timeout=5)
         with pytest.raises(MetaUnavailable):
             await client.get_lease("edge-1")
+
+
+async def test_a_stale_connection_flag_does_not_block_requests(
+    minicloud: MiniCloud, tmp_path: Path
+) -> None:
+    lease = {"metadata": {"name": "edge-1", "namespace": "kube-node-lease"}}
+    minicloud.responder = lambda m: (
+        Message.new(
+            source="edgecontroller",
+            group="resource",
+            operation="response",
+            resource=m.resource,
+            content={"Object": lease, "Err": None},
+            parent_msg_id=m.msg_id,
+        )
+        if m.group == "meta"
+        else None
+    )
+    async with EdgeRunner(edge_settings(minicloud, tmp_path), tmp_path / "e.db") as edge:
+        await wait_until(lambda: edge.meta.cloud_connected)
+        edge.meta.cloud_connected = False  # as after a metamanager restart
+        assert await MetaClient(edge.ctx, timeout=5).get_lease("edge-1") == lease
+
+
+async def test_silent_cloud_times_out_and_queries_fall_back_to_the_store(
+    minicloud: MiniCloud, tmp_path: Path
+) -> None:
+    lease = {"metadata": {"name": "edge-1", "namespace": "kube-node-lease"}}
+    answering = True
+
+    def responder(m: Message) -> Message | None:
+        if m.group != "meta" or not answering:
+            return None
+        return Message.new(
+            source="edgecontroller",
+            group="resource",
+            operation="response",
+            resource=m.resource,
+            content={"Object": lease, "Err": None},
+            parent_msg_id=m.msg_id,
+        )
+
+    minicloud.responder = responder
+    async with EdgeRunner(
+        edge_settings(minicloud, tmp_path), tmp_path / "e.db", remote_timeout=0.5
+    ) as edge:
+        await wait_until(lambda: edge.meta.cloud_connected)
+        client = MetaClient(edge.ctx, timeout=5)
+        assert await client.get_lease("edge-1") == lease
+        answering = False
+        assert await client.get_lease("edge-1") == lease  # from the store after 0.5 s
+        with pytest.raises(MetaTimeout):
+            await client.update_lease(lease)

@@ -23,7 +23,7 @@ from beehive.exceptions import (
 )
 from beehive.message import Message, MessageHeader, MessageRoute, new_msg_id, now_ms
 from beehive.module import Module, Registry, RestartPolicy
-from beehive.runtime import Runtime
+from beehive.runtime import Runtime, run_process
 
 __all__ = [
     "BeehiveError",
@@ -49,4 +49,5 @@ __all__ = [
     "constants",
     "new_msg_id",
     "now_ms",
+    "run_process",
 ]

@@ -24,6 +24,7 @@ nothing else escapes :func:`decode`. The size cap is checked before parsing.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -37,7 +38,16 @@ __all__ = ["DEFAULT_MAX_SIZE", "decode", "decode_obj", "encode", "to_obj"]
 #: KubeEdge caps a frame at 32 MiB (viaduct ``MaxPayloadLen``).
 DEFAULT_MAX_SIZE = 32 * 1024 * 1024
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+def _go_default(value: Any) -> Any:
+    # Go's encoding/json writes a []byte as a base64 string (protocol.md 11).
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON data")
+
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_go_default
+)
 
 # Go's encoding/json escapes these inside strings; they never occur outside one.
 _GO_ESCAPES = re.compile("[<>&\u2028\u2029]")
@@ -93,8 +103,11 @@ def to_obj(msg: Message) -> dict[str, Any]:
 def encode(msg: Message, *, newline: bool = True) -> bytes:
     """Encode ``msg`` as UTF-8 JSON; with ``newline`` as gorilla's WriteJSON does.
 
+    Content may hold ``bytes``: they are written as a base64 string, as Go
+    writes a ``[]byte``.
+
     Raises:
-        MalformedMessage: the content is not JSON data (a set, bytes, NaN...).
+        MalformedMessage: the content is not JSON data (a set, an object, NaN...).
     """
     try:
         text = _ENCODER.encode(to_obj(msg))

@@ -261,9 +261,8 @@ def _merge_map(
         if value is None:
             result.pop(key, None)
         elif isinstance(value, dict):
-            merged = _merge_map(
-                result.get(key) if isinstance(result.get(key), dict) else {}, value, sub, rules
-            )
+            current = result.get(key)
+            merged = _merge_map(current if isinstance(current, dict) else {}, value, sub, rules)
             if merged is None:
                 result.pop(key, None)
             else:

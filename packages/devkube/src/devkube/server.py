@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from devkube import errors, selectors
+from devkube import errors, openapi, selectors, tables
 from devkube.api import (
     PATCH_APPLY,
     PATCH_JSON,
@@ -53,7 +53,6 @@ SERVER_VERSION = {
 }
 
 API_KEY = web.AppKey("api", Api)
-CONFIG_KEY = web.AppKey("config", "ServerConfig")
 
 
 @dataclass
@@ -320,6 +319,13 @@ class Handler:
             raise errors.unauthorized()
         if path == "/devkube/compact":
             return await self._compact(request)
+        if path == "/openapi/v3" or path.startswith("/openapi/v3/"):
+            gv = path[len("/openapi/v3/"):].strip("/")
+            doc = (openapi.gv_document(self.api.registry, gv) if gv
+                   else openapi.root_document(self.api.registry))
+            if doc is None:
+                raise errors.resource_not_found()
+            return json_response(doc)
         parsed = parse_path(path)
         if parsed is None:
             raise errors.resource_not_found()
@@ -383,7 +389,13 @@ class Handler:
         name = ri.name
         sub = ri.subresource
         if method == "GET":
-            return json_response(_for_version(info, self.api.get(info, ns, name)))
+            obj = _for_version(info, self.api.get(info, ns, name))
+            if tables.wants_table(request.headers.get("Accept", "")):
+                return json_response(tables.table(
+                    info, [obj], now=time.time(),
+                    list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                    include=request.query.get("includeObject", "Metadata")))
+            return json_response(obj)
         if method == "POST" and sub == "binding":
             body = await read_object(request, self.cfg)
             return json_response(self.api.bind(ns or "", name, body), 201)
@@ -431,7 +443,7 @@ class Handler:
 
     def _list(self, request: web.Request, info: ResourceInfo, ns: str | None) -> web.Response:
         labels, fields = _selectors(request, info)
-        res = self.api.list(
+        res = self.api.list_objects(
             info, ns, labels, fields,
             limit=_query_int(request, "limit"),
             continue_=request.query.get("continue") or None,
@@ -443,6 +455,10 @@ class Handler:
         items = res.items
         if info.crd and info.version != info.storage_version:
             items = [_for_version(info, o) for o in items]
+        if tables.wants_table(request.headers.get("Accept", "")):
+            return json_response(tables.table(
+                info, items, now=time.time(), list_meta=meta,
+                include=request.query.get("includeObject", "Metadata")))
         body = {
             "kind": info.list_kind_name,
             "apiVersion": info.api_version,
@@ -482,6 +498,9 @@ class Handler:
             return response
         store = self.api.store
         rewrite = bool(info.crd and info.version != info.storage_version)
+        as_table = tables.wants_table(request.headers.get("Accept", ""))
+        include = request.query.get("includeObject", "Metadata")
+        first = True
         try:
             await response.prepare(request)
             if initial_events and bookmarks:
@@ -513,7 +532,13 @@ class Handler:
                 if kind == "BOOKMARK-INITIAL":
                     await response.write(_bookmark_line(info, ev.rv, initial_end=True))
                     continue
-                if rewrite:
+                if as_table:
+                    # Like kube-apiserver: column definitions in the first event only.
+                    obj = tables.table(info, [_for_version(info, ev.obj)], now=time.time(),
+                                       include=include, headers=first)
+                    first = False
+                    await response.write((dumps({"type": kind, "object": obj}) + "\n").encode())
+                elif rewrite:
                     line = (dumps({"type": kind, "object": _for_version(info, ev.obj)}) + "\n")
                     await response.write(line.encode())
                 else:

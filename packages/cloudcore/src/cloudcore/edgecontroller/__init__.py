@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from cloudcore.edgecontroller.controller import EdgeController, mark_node_unknown
 from cloudcore.edgecontroller.locator import NodeLocator, ObjRef, pod_references
+from cloudcore.edgecontroller.objectindex import InformerNodeObjectIndex
 from cloudcore.edgecontroller.settings import EdgeControllerSettings
 
 __all__ = [
     "EdgeController",
     "EdgeControllerSettings",
+    "InformerNodeObjectIndex",
     "NodeLocator",
     "ObjRef",
     "mark_node_unknown",

@@ -30,6 +30,7 @@ from beehive.message import Message
 from cloudcore.edgecontroller.downstream import EDGE_NODE_LABEL, Downstream
 from cloudcore.edgecontroller.health import NodeHealth
 from cloudcore.edgecontroller.locator import NodeLocator
+from cloudcore.edgecontroller.objectindex import InformerNodeObjectIndex
 from cloudcore.edgecontroller.settings import EdgeControllerSettings
 from cloudcore.edgecontroller.upstream import Upstream
 from cloudcore.keyedworkers import KeyedWorkers
@@ -70,6 +71,11 @@ class EdgeController:
         ec = getattr(getattr(config, "modules", None), "edge_controller", None)
         return bool(getattr(ec, "enable", True))
 
+    def object_index(self) -> InformerNodeObjectIndex:
+        """Node authorization lookups from this controller's caches (cloudhub's
+        ``NodeObjectIndex``)."""
+        return InformerNodeObjectIndex(self)
+
     async def wait_synced(self, timeout: float | None = None) -> None:
         """Wait until every informer has listed once (for tests and readiness)."""
         async with asyncio.timeout(timeout):
@@ -85,6 +91,7 @@ class EdgeController:
         up = Upstream(
             ctx, self.client, self.health,
             cloudcore_address=self.settings.cloudcore_address,
+            cluster_ca=self.settings.cluster_ca,
             configmaps=lambda: self.configmaps, secrets=lambda: self.secrets,
         )
         c = self.client
@@ -133,7 +140,8 @@ class EdgeController:
             await self._workers.submit(up.node_key(msg), job)
 
     async def _start_informers(self) -> None:
-        assert self.nodes and self.pods and self.configmaps and self.secrets
+        assert self.nodes is not None and self.pods is not None
+        assert self.configmaps is not None and self.secrets is not None
         # Nodes first so pods are routed; pods before configmaps/secrets so the
         # locator knows who uses what when their initial adds arrive.
         for inf in (self.nodes, self.pods):

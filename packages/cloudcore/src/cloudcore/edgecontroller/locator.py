@@ -148,3 +148,8 @@ class NodeLocator:
     def refs_of_node(self, node: str) -> set[ObjRef]:
         """Every object some pod on ``node`` uses."""
         return {ref for ref, counts in self._count.items() if node in counts}
+
+    def node_uses(self, node: str, ref: ObjRef) -> bool:
+        """Whether a pod on ``node`` uses ``ref`` (one dict lookup)."""
+        counts = self._count.get(ref)
+        return counts is not None and counts.get(node, 0) > 0

@@ -21,9 +21,12 @@ class EdgeControllerSettings:
         node_check_interval: seconds between node health checks
             (KubeEdge's ``edgeController.nodeUpdateFrequency``, 10 s).
         concurrency: upstream requests handled at once (across nodes).
+        cluster_ca: PEM answered to ``k8s/ca.crt`` queries; default: the CA of
+            the kubeconfig cloudcore uses.
     """
 
     cloudcore_address: str = ""
+    cluster_ca: str = ""
     node_monitor_grace_period: float = 40.0
     node_check_interval: float = 10.0
     concurrency: int = 256

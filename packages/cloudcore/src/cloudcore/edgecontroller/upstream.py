@@ -118,6 +118,7 @@ class Upstream:
         health: NodeHealth,
         *,
         cloudcore_address: str,
+        cluster_ca: str = "",
         configmaps: Callable[[], kubeclient.Informer | None],
         secrets: Callable[[], kubeclient.Informer | None],
         clock: Callable[[], float] = time.monotonic,
@@ -127,6 +128,7 @@ class Upstream:
         self.client = client
         self.health = health
         self.cloudcore_address = cloudcore_address
+        self.cluster_ca = cluster_ca
         self._configmaps = configmaps
         self._secrets = secrets
         self.clock = clock
@@ -208,6 +210,8 @@ class Upstream:
             log.error("cannot hand reply %s to %s: %s", msg.describe(), self.target, exc)
 
     def _cluster_ca(self) -> str:
+        if self.cluster_ca:
+            return self.cluster_ca
         data = self.client.config.ca_data
         return data.decode() if data else ""
 
@@ -272,7 +276,8 @@ class Upstream:
         body = _decode(msg.content)
         if not isinstance(body, dict):
             raise BadRequest("node update needs a Node object")
-        body.setdefault("metadata", {})["name"] = name or node
+        body = {**body, "apiVersion": "v1", "kind": "Node"}
+        body["metadata"] = {**(body.get("metadata") or {}), "name": name or node}
         try:
             await self.client.replace(kubeclient.NODES, name or node, body)
         except kubeclient.ApiError as exc:

@@ -390,3 +390,51 @@ def _umount(path: str) -> None:
     if libc.umount2(path.encode(), MNT_DETACH) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err), path)
+
+
+async def serve(base: Path, settings: DevContainerdSettings, *, images: bool = True) -> int:
+    """Start a private containerd, import the local images, run until SIGTERM/SIGINT."""
+    import signal as _signal
+
+    ctrd = DevContainerd(base, settings=settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (_signal.SIGTERM, _signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await ctrd.start()
+    except ContainerdStartError as exc:
+        print(f"error: {exc}", flush=True)
+        return 1
+    try:
+        if images:
+            names = await ctrd.import_local_images()
+            print("images: " + " ".join(sorted(names)), flush=True)
+        # One line the caller can wait for; the endpoint is containerRuntimeEndpoint.
+        print(f"READY {ctrd.endpoint}", flush=True)
+        await stop.wait()
+    finally:
+        await ctrd.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m edgecore.edged.devcontainerd --base DIR [--sandbox-image IMG] [--no-images]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m edgecore.edged.devcontainerd",
+        description="Run a private containerd (own root/state/socket/CNI) until SIGTERM.",
+    )
+    parser.add_argument("--base", type=Path, required=True, help="directory for everything")
+    parser.add_argument("--sandbox-image", default=DevContainerdSettings().sandbox_image)
+    parser.add_argument("--subnet", default=None, help="pod subnet of the CNI bridge")
+    parser.add_argument("--no-images", action="store_true", help="do not import busybox/pause")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = DevContainerdSettings(sandbox_image=args.sandbox_image, subnet=args.subnet)
+    return asyncio.run(serve(args.base.resolve(), settings, images=not args.no_images))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

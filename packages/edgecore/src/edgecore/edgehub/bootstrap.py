@@ -15,17 +15,16 @@ Mirrors ``edge/pkg/edgehub/certificate/certmanager.go`` and
    certificate instead of the token, at a jittered 70-90 % of the lifetime.
 
 Files are written atomically (temporary file, then rename) with KubeEdge's
-modes: file 0622, directory 0722 (``pkg/security/certs/io.go``).
-
-kubeedge-py note: ``kecommon.certs`` was not on main when this was written, so
-the few cryptography calls the edge needs live here.
+modes, file 0622 and directory 0722 through the umask as Go does
+(``pkg/security/certs/io.go``; :func:`kecommon.certs.write_file`). Keys, CSRs
+and the token's CA hash come from :mod:`kecommon.certs` / :mod:`kecommon.token`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
+import hmac
 import logging
 import os
 import random
@@ -33,13 +32,11 @@ import ssl
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from edgecore.edgehub.errors import (
@@ -51,6 +48,8 @@ from edgecore.edgehub.errors import (
     TokenRefused,
 )
 from edgecore.edgehub.settings import EdgeHubSettings
+from kecommon import certs
+from kecommon import token as kctoken
 
 __all__ = [
     "CertInfo",
@@ -92,20 +91,20 @@ class CertInfo:
 
 def parse_token(token: str) -> tuple[str, str]:
     """Split ``<caHash>.<header>.<payload>.<signature>`` into hash and JWT."""
-    parts = token.strip().split(".")
-    if len(parts) != 4 or not all(parts):
+    try:
+        ca_hash, jwt = kctoken.split_token(token)
+    except kctoken.TokenMalformed as exc:
         raise InvalidToken(
-            "the bootstrap token must be <caHash>.<jwt> (4 dot-separated parts); "
-            "get one with `keadm gettoken`"
-        )
-    return parts[0].lower(), ".".join(parts[1:])
+            f"invalid bootstrap token: {exc}; get one with `keadm gettoken`"
+        ) from exc
+    return ca_hash.lower(), jwt
 
 
 # -- local certificate ---------------------------------------------------------
 
 
 def node_common_name(node: str) -> str:
-    return f"system:node:{node}"
+    return certs.node_common_name(node)
 
 
 def load_client_cert(
@@ -155,60 +154,13 @@ def load_client_cert(
 
 def make_key_and_csr(node: str) -> tuple[bytes, bytes]:
     """An ECDSA P-256 key (PEM ``EC PRIVATE KEY``) and a DER CSR with KubeEdge's subject."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
-            x509.NameAttribute(NameOID.LOCALITY_NAME, "Hangzhou"),
-            x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "Zhejiang"),
-            x509.NameAttribute(NameOID.COMMON_NAME, node_common_name(node)),
-        ]
-    )
-    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,  # SEC1: "EC PRIVATE KEY"
-        serialization.NoEncryption(),
-    )
-    return key_pem, csr.public_bytes(serialization.Encoding.DER)
-
-
-def _make_dirs(directory: Path) -> None:
-    """Create missing directories with mode 0722 (the umask does not apply)."""
-    missing: list[Path] = []
-    d = directory
-    while not d.exists():
-        missing.append(d)
-        d = d.parent
-    for d in reversed(missing):
-        d.mkdir(exist_ok=True)
-        os.chmod(d, DIR_MODE)
+    key = certs.new_key()
+    return certs.key_to_pem(key), certs.new_csr(node, key)
 
 
 def write_private_file(path: Path, data: bytes) -> None:
     """Write ``data`` atomically with KubeEdge's modes (file 0622, dir 0722)."""
-    _make_dirs(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        with _suppress_oserror():
-            os.unlink(tmp)
-        raise
-
-
-class _suppress_oserror:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, et: Any, ev: Any, tb: Any) -> bool:
-        return et is not None and issubclass(et, OSError)
+    certs.write_file(path, data, mode=FILE_MODE, dir_mode=DIR_MODE)
 
 
 def _why(exc: BaseException) -> str:
@@ -216,7 +168,7 @@ def _why(exc: BaseException) -> str:
 
 
 def der_to_pem(der: bytes) -> bytes:
-    return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+    return certs.cert_to_pem(x509.load_der_x509_certificate(der))
 
 
 # -- HTTPS -------------------------------------------------------------------------
@@ -249,8 +201,8 @@ async def fetch_ca(http_server: str, *, timeout: float = 30.0) -> bytes:
 
 def verify_ca(ca_der: bytes, ca_hash: str) -> bytes:
     """Check the CA against the token's hash and return it as PEM."""
-    actual = hashlib.sha256(ca_der).hexdigest()
-    if actual != ca_hash:
+    actual = kctoken.ca_hash(ca_der)
+    if not hmac.compare_digest(actual, ca_hash):
         raise CAHashMismatch(
             f"CA hash mismatch: the cloud's CA has sha256 {actual}, the token expects "
             f"{ca_hash}; the token belongs to another cloudcore or the connection is intercepted"

@@ -122,6 +122,18 @@ class EdgeHub:
                 log.warning("node %s: %s; retrying in %.1fs", self._node, exc, delay)
                 await asyncio.sleep(delay)
 
+    async def _renew_if_expired(self) -> None:
+        """An expired certificate cannot connect or rotate: bootstrap again if a
+        token is available, else say so clearly; either way keep running, so the
+        edge stays autonomous while an operator provides a token."""
+        cert = self._cert
+        if cert is None or cert.not_after > dt.datetime.now(dt.UTC):
+            return
+        try:
+            self._set_cert(await bootstrap.ensure_certificates(self.settings))
+        except BootstrapError as exc:
+            log.error("node %s: %s", self._node, exc)
+
     def _set_cert(self, info: bootstrap.CertInfo) -> None:
         self._cert = info
         self._rotation_at = bootstrap.rotation_deadline(info, self._rng)
@@ -157,6 +169,7 @@ class EdgeHub:
             try:
                 link = await self._open_link()
             except (OSError, TimeoutError, WebSocketException, ssl.SSLError, LinkError) as exc:
+                await self._renew_if_expired()
                 delay = backoff.next()
                 log.warning(
                     "node %s: cannot connect to the cloud at %s (%s): %s; retrying in %.1fs",
@@ -222,8 +235,16 @@ class EdgeHub:
                 log.error("node %s: %s; dropping the connection", self._node, failure)
             elif isinstance(failure, LinkError):
                 log.warning("node %s: connection lost: %s", self._node, failure)
-            elif failure is not None:
+            elif isinstance(failure, ContextClosed):
                 raise failure
+            elif failure is not None:
+                # a bug in handling one message must not take the edge down:
+                # report it loudly and start a fresh session
+                log.error(
+                    "node %s: session failed unexpectedly; reconnecting",
+                    self._node,
+                    exc_info=failure,
+                )
         return rotation is not None and rotation in done and rotation.exception() is None
 
     async def _keepalive_loop(self, link: CloudLink) -> None:
@@ -314,6 +335,9 @@ class EdgeHub:
         loop = asyncio.get_running_loop()
         while True:
             msg = await ctx.receive(self.name)
+            if self._link is None:
+                self._refuse(ctx, msg, "the cloud is disconnected")
+                continue
             await self._rate_limit(loop)
             link = self._link
             if link is None:

@@ -25,6 +25,7 @@ concurrently (bounded), because each may wait up to ``remoteQueryTimeout``.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from typing import Any
 
@@ -33,6 +34,7 @@ from beehive.context import Context
 from beehive.exceptions import ContextClosed, ContextError, SyncTimeout
 from beehive.message import Message, new_msg_id
 from edgecore.metamanager import shapes
+from edgecore.metamanager.forwarding import Forwarder
 from edgecore.metamanager.settings import MetaSettings
 from edgecore.metamanager.store import MetaStore, PendingPatch, StoreError
 from kecommon.resources import ResourceError, ResourcePath, parse_edge_resource
@@ -83,6 +85,20 @@ def _uid(obj: Any) -> str:
     return ""
 
 
+def _token_expired(token: Any) -> bool:
+    """Whether a stored TokenRequest answer is past its ``status.expirationTimestamp``."""
+    if not isinstance(token, dict):
+        return True
+    stamp = (token.get("status") or {}).get("expirationTimestamp")
+    if not isinstance(stamp, str):
+        return True
+    try:
+        when = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return when <= dt.datetime.now(dt.UTC)
+
+
 class MetaManager:
     """The edge's metadata manager and its SQLite store."""
 
@@ -94,6 +110,7 @@ class MetaManager:
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.max_concurrent_requests)
         self._flush_lock = asyncio.Lock()
+        self._forwarders: dict[str, Forwarder] = {}
 
     @property
     def name(self) -> str:
@@ -117,11 +134,17 @@ class MetaManager:
                 msg = await ctx.receive(self.name)
                 await self._handle(ctx, msg)
         finally:
-            for t in list(self._tasks):
-                t.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._stop_tasks()
+
+    async def _stop_tasks(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._forwarders.clear()
 
     async def cleanup(self) -> None:
+        # requests in flight first, so none touches a closed store
+        await self._stop_tasks()
         store, self.store = self.store, None
         if store is not None:
             await store.close()
@@ -184,11 +207,18 @@ class MetaManager:
         if not forward:
             return
         if path.type in TO_EDGED and c.MOD_EDGED in ctx.modules():
-            await ctx.send(c.MOD_EDGED, msg)
+            self._forwarder(ctx, c.MOD_EDGED).put(msg)
         elif is_device and c.MOD_TWIN in ctx.modules():
             twin = msg.copy()
             twin.route.source, twin.route.group = c.SOURCE_META, c.GROUP_TWIN
-            await ctx.send(c.MOD_TWIN, twin)
+            self._forwarder(ctx, c.MOD_TWIN).put(twin)
+
+    def _forwarder(self, ctx: Context, module: str) -> Forwarder:
+        fwd = self._forwarders.get(module)
+        if fwd is None:
+            fwd = self._forwarders[module] = Forwarder(ctx, module)
+            self._spawn(fwd.run())
+        return fwd
 
     async def _delete_from_cloud(self, store: MetaStore, msg: Message, path: ResourcePath) -> bool:
         if path.type == c.RT_POD:
@@ -256,38 +286,45 @@ class MetaManager:
                 if kind == c.RT_POD:
                     self._fail(ctx, msg, 404, "NotFound", f"{msg.resource} not found")
                     return
-            if self.cloud_connected:
-                await self._remote(ctx, msg, path)
-                return
-            cached = await store.get(msg.resource)
-            if cached is not None:
-                self._reply(ctx, msg, cached)
-            else:
-                self._fail(
-                    ctx,
-                    msg,
-                    503,
-                    "ServiceUnavailable",
-                    f"the cloud is disconnected and {msg.resource} is not stored",
-                )
+            # Always ask: while the cloud is away the hub refuses at once and
+            # the store answers, so a stale connection flag costs nothing.
+            await self._remote(ctx, msg, path)
             return
         if op in WRITES or kind == c.RT_EVENT:
             if kind == c.RT_EVENT:
                 # the cloud never answers events (protocol.md 6.4)
-                if self.cloud_connected:
-                    await self._to_cloud(ctx, self._fresh(msg))
+                await self._to_cloud(ctx, self._fresh(msg))
                 self._reply(ctx, msg, c.CONTENT_OK)
                 return
-            if self.cloud_connected:
-                if kind in QUEUEABLE:
-                    await store.remove_pending(msg.resource, None)
-                await self._remote(ctx, msg, path)
-                return
-            await self._offline_write(ctx, msg, kind)
+            if kind in QUEUEABLE:
+                # this patch is newer than any kept one
+                await store.remove_pending(msg.resource, None)
+            await self._remote(ctx, msg, path)
             return
         self._fail(ctx, msg, 400, "BadRequest", f"operation {op!r} is not supported")
 
-    async def _offline_write(self, ctx: Context, msg: Message, kind: str) -> None:
+    async def _unanswered(
+        self, ctx: Context, msg: Message, path: ResourcePath, failure: str
+    ) -> None:
+        if msg.operation == c.OP_QUERY:
+            cached = await self._store().get(msg.resource)
+            if path.type == c.RT_SERVICEACCOUNTTOKEN and _token_expired(cached):
+                cached = None
+            if cached is not None:
+                log.info("metamanager: %s answered from the store (%s)", msg.describe(), failure)
+                self._reply(ctx, msg, cached)
+                return
+            self._fail(
+                ctx,
+                msg,
+                503,
+                "ServiceUnavailable",
+                f"{failure}; {msg.resource} is not in the local store",
+            )
+            return
+        await self._offline_write(ctx, msg, path.type, failure)
+
+    async def _offline_write(self, ctx: Context, msg: Message, kind: str, failure: str) -> None:
         if kind in QUEUEABLE and msg.operation == c.OP_PATCH:
             await self._store().put_pending(
                 PendingPatch(msg.resource, msg.operation, msg.source, msg.group, msg.content)
@@ -297,16 +334,16 @@ class MetaManager:
                 msg,
                 503,
                 shapes.REASON_QUEUED,
-                f"the cloud is disconnected; the patch of {msg.resource} is kept "
-                "and sent when it returns",
+                f"{failure}; the patch of {msg.resource} is kept and sent when the cloud returns",
             )
             return
+        timed_out = failure.startswith("no answer")
         self._fail(
             ctx,
             msg,
-            503,
-            "ServiceUnavailable",
-            f"the cloud is disconnected; {msg.operation} {msg.resource} not possible",
+            504 if timed_out else 503,
+            "Timeout" if timed_out else "ServiceUnavailable",
+            f"{failure}; {msg.operation} {msg.resource} not possible",
         )
 
     @staticmethod
@@ -332,29 +369,22 @@ class MetaManager:
             return None
 
     async def _remote(self, ctx: Context, msg: Message, path: ResourcePath) -> None:
+        """Ask the cloud; when it cannot answer, fall back to the store or refuse."""
         fwd = self._fresh(msg)
         try:
             resp = await self._ask_cloud(ctx, fwd)
-        except ContextError as exc:
-            self._fail(ctx, msg, 503, "ServiceUnavailable", f"cannot reach the hub: {exc}")
-            return
-        if resp is None:
-            if path.type in QUEUEABLE and msg.operation == c.OP_PATCH:
-                await self._offline_write(ctx, msg, path.type)
-                return
-            self._fail(
-                ctx,
-                msg,
-                504,
-                "Timeout",
-                f"no answer from the cloud within {self.settings.remote_query_timeout}s",
+            failure = (
+                f"no answer from the cloud within {self.settings.remote_query_timeout:g}s"
+                if resp is None
+                else ""
             )
-            return
-        if resp.operation == c.OP_ERROR:
-            if path.type in QUEUEABLE and msg.operation == c.OP_PATCH:
-                await self._offline_write(ctx, msg, path.type)
-                return
-            self._fail(ctx, msg, 503, "ServiceUnavailable", str(resp.content))
+        except ContextError as exc:
+            resp, failure = None, f"cannot reach the hub: {exc}"
+        if resp is not None and resp.operation == c.OP_ERROR:
+            failure = str(resp.content)
+            resp = None
+        if resp is None:
+            await self._unanswered(ctx, msg, path, failure)
             return
         if msg.operation in ACKED_REQUESTS and resp.resource:
             await self._to_cloud(ctx, resp.response(c.CONTENT_OK))

@@ -6,6 +6,8 @@ Table ``meta`` as KubeEdge's (``edge/pkg/metamanager/dao/meta.go``): ``key``
 status patches made while the cloud was away, one row per object, the latest
 winning, so that they survive a restart and are sent on reconnect.
 
+The file is created mode 0600: it holds the node's secrets.
+
 Durability: WAL journal, ``synchronous=FULL``; every public call is one
 transaction, so a process killed mid-write leaves the previous or the new state,
 never a mix. SQLite calls block, so they run on one worker thread (which also
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -89,7 +92,11 @@ class MetaStore:
     def open_sync(cls, data_source: str | Path) -> MetaStore:
         url = _sqlite_url(data_source)
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(url.removeprefix("sqlite:///"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # the store holds secrets: owner-only from the first byte (SQLite
+            # gives the -wal/-shm files the same mode)
+            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -116,6 +123,8 @@ class MetaStore:
             return await loop.run_in_executor(self._executor, fn)
         except SQLAlchemyError as exc:
             raise StoreError(f"local store failed: {exc}") from exc
+        except RuntimeError as exc:  # the executor is shut down: the store is closed
+            raise StoreError(f"local store is closed: {exc}") from exc
 
     # -- meta ---------------------------------------------------------------------
 

@@ -21,17 +21,19 @@ names its exceptions to the camelCase rule in :func:`aliases`.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, ClassVar, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic.alias_generators import to_camel
 
 __all__ = [
     "ConfigError",
     "GoDuration",
     "KEModel",
+    "PathStr",
     "aliases",
     "check_keys",
     "duration_seconds",
@@ -121,6 +123,14 @@ def _check_duration(value: str) -> str:
 GoDuration = Annotated[str, AfterValidator(_check_duration)]
 
 
+def _fspath(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+#: A file or directory path: a string in the file; code may also assign a ``Path``.
+PathStr = Annotated[str, BeforeValidator(_fspath)]
+
+
 class KEModel(BaseModel):
     """Base of every config struct.
 
@@ -206,31 +216,58 @@ def _submodel(annotation: Any) -> tuple[type[KEModel] | None, bool]:
     return None, False
 
 
-def check_keys(model: type[KEModel], data: Any, prefix: str = "") -> None:
-    """Raise :class:`ConfigError` for the first key neither KubeEdge nor we know.
+def _accepts_none(annotation: Any) -> bool:
+    return annotation is None or type(None) in get_args(annotation)
 
-    Only keys are checked; types are left to pydantic. Snake_case spellings of
-    our attributes are refused in files because KubeEdge would not read them.
+
+def _empty_for(annotation: Any) -> Any:
+    """What Go leaves in a slice or map field given ``null``: an empty one."""
+    origin = get_origin(annotation) or annotation
+    for candidate in (origin, *(get_origin(a) or a for a in get_args(annotation))):
+        if candidate is list:
+            return []
+        if candidate is dict:
+            return {}
+    return _KEEP_DEFAULT
+
+
+_KEEP_DEFAULT = object()
+
+
+def check_keys(model: type[KEModel], data: Any, prefix: str = "") -> Any:
+    """Check the keys of ``data`` for ``model`` and return it with Go's null rules applied.
+
+    Raises :class:`ConfigError` for the first key neither KubeEdge nor we
+    know. Types are left to pydantic. Snake_case spellings of our attributes
+    are refused in files because KubeEdge would not read them.
+
+    ``key:`` with no value (YAML null) means what it means to Go's decoder: a
+    list or map becomes empty, anything else keeps its default.
     """
     if not isinstance(data, dict):
-        return
+        return data
     by_alias = {(info.alias or name): info for name, info in model.model_fields.items()}
+    out: dict[str, Any] = {}
     for key, value in data.items():
         path = _join(prefix, str(key))
         if not isinstance(key, str):
             raise ConfigError("keys must be strings", key=path)
         info = by_alias.get(key)
         if info is not None:
-            sub, is_list = _submodel(info.annotation)
-            if sub is None:
+            if value is None and not _accepts_none(info.annotation):
+                empty = _empty_for(info.annotation)
+                if empty is not _KEEP_DEFAULT:
+                    out[key] = empty
                 continue
-            if is_list and isinstance(value, list):
-                for i, item in enumerate(value):
-                    check_keys(sub, item, f"{path}[{i}]")
-            elif not is_list:
-                check_keys(sub, value, path)
+            sub, is_list = _submodel(info.annotation)
+            if sub is not None and is_list and isinstance(value, list):
+                value = [check_keys(sub, item, f"{path}[{i}]") for i, item in enumerate(value)]
+            elif sub is not None and not is_list:
+                value = check_keys(sub, value, path)
+            out[key] = value
             continue
         if key in model.KUBEEDGE_KEYS or model.OPEN:
+            out[key] = value
             continue
         known = sorted(by_alias) + sorted(model.KUBEEDGE_KEYS)
         close = difflib.get_close_matches(key, known, n=1)
@@ -238,3 +275,4 @@ def check_keys(model: type[KEModel], data: Any, prefix: str = "") -> None:
             close = [model.model_fields[key].alias or key]
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"unknown key{hint}", key=path)
+    return out

@@ -11,7 +11,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
-from kecommon.config.base import KEModel, aliases
+from kecommon.config.base import KEModel, PathStr, aliases
 from kecommon.config.host import local_ip
 
 __all__ = [
@@ -84,7 +84,7 @@ class KubeAPIConfig(KEModel):
     qps: PositiveInt32 = 5 * DEFAULT_NODE_LIMIT
     burst: PositiveInt32 = 10 * DEFAULT_NODE_LIMIT
     #: kubeconfig file; empty means the in-cluster service account.
-    kube_config: str = ""
+    kube_config: PathStr = ""
 
 
 class CloudHubQuic(KEModel):
@@ -168,10 +168,10 @@ class CloudHub(KEModel):
     keepalive_interval: PositiveInt32 = 30
     #: Most edge nodes connected at once; more are refused.
     node_limit: PositiveInt32 = DEFAULT_NODE_LIMIT
-    tls_ca_file: str = DEFAULT_CA_FILE
-    tls_ca_key_file: str = DEFAULT_CA_KEY_FILE
-    tls_cert_file: str = DEFAULT_CERT_FILE
-    tls_private_key_file: str = DEFAULT_KEY_FILE
+    tls_ca_file: PathStr = DEFAULT_CA_FILE
+    tls_ca_key_file: PathStr = DEFAULT_CA_KEY_FILE
+    tls_cert_file: PathStr = DEFAULT_CERT_FILE
+    tls_private_key_file: PathStr = DEFAULT_KEY_FILE
     write_timeout: PositiveInt32 = 30
     quic: CloudHubQuic = Field(default_factory=CloudHubQuic)
     unix_socket: CloudHubUnixSocket = Field(default_factory=CloudHubUnixSocket)
@@ -316,13 +316,13 @@ class CloudStream(KEModel):
     )
 
     enable: bool = False
-    tls_tunnel_ca_file: str = DEFAULT_CA_FILE
-    tls_tunnel_cert_file: str = DEFAULT_CERT_FILE
-    tls_tunnel_private_key_file: str = DEFAULT_KEY_FILE
+    tls_tunnel_ca_file: PathStr = DEFAULT_CA_FILE
+    tls_tunnel_cert_file: PathStr = DEFAULT_CERT_FILE
+    tls_tunnel_private_key_file: PathStr = DEFAULT_KEY_FILE
     tunnel_port: Port = 10004
-    tls_stream_ca_file: str = "/etc/kubeedge/ca/streamCA.crt"
-    tls_stream_cert_file: str = "/etc/kubeedge/certs/stream.crt"
-    tls_stream_private_key_file: str = "/etc/kubeedge/certs/stream.key"
+    tls_stream_ca_file: PathStr = "/etc/kubeedge/ca/streamCA.crt"
+    tls_stream_cert_file: PathStr = "/etc/kubeedge/certs/stream.crt"
+    tls_stream_private_key_file: PathStr = "/etc/kubeedge/certs/stream.key"
     stream_port: Port = 10003
 
 

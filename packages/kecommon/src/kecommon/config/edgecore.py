@@ -11,7 +11,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import ConfigDict, Field
 
-from kecommon.config.base import GoDuration, KEModel, aliases, duration_seconds
+from kecommon.config.base import GoDuration, KEModel, PathStr, aliases, duration_seconds
 from kecommon.config.host import hostname, local_ip
 
 __all__ = [
@@ -59,7 +59,7 @@ class Database(KEModel):
     driver_name: str = "sqlite3"
     alias_name: str = "default"
     #: SQLite file of the metamanager store.
-    data_source: str = "/var/lib/kubeedge/edgecore.db"
+    data_source: PathStr = "/var/lib/kubeedge/edgecore.db"
 
 
 class TailoredKubeletConfig(KEModel):
@@ -84,7 +84,7 @@ class TailoredKubeletConfig(KEModel):
         {"staticPodPath", "syncFrequency", "contentType", "readOnlyPort", "address"}
     )
 
-    static_pod_path: str = "/etc/kubeedge/manifests"
+    static_pod_path: PathStr = "/etc/kubeedge/manifests"
     sync_frequency: GoDuration = "1m0s"
     address: str = "127.0.0.1"
     read_only_port: Port = 10350
@@ -139,7 +139,7 @@ class Edged(KEModel):
     #: The node's InternalIP; empty means the host's IP.
     node_ip: str = ""
     pod_sandbox_image: str = "kubeedge/pause:3.6"
-    root_directory: str = "/var/lib/kubelet"
+    root_directory: PathStr = "/var/lib/kubelet"
     node_labels: dict[str, str] = Field(default_factory=dict)
     register_schedulable: bool = True
     max_container_count: Int32 = -1
@@ -201,9 +201,9 @@ class EdgeHub(KEModel):
     message_qps: PositiveInt32 = 30
     message_burst: PositiveInt32 = 60
     project_id: str = DEFAULT_PROJECT_ID
-    tls_ca_file: str = DEFAULT_CA_FILE
-    tls_cert_file: str = DEFAULT_CERT_FILE
-    tls_private_key_file: str = DEFAULT_KEY_FILE
+    tls_ca_file: PathStr = DEFAULT_CA_FILE
+    tls_cert_file: PathStr = DEFAULT_CERT_FILE
+    tls_private_key_file: PathStr = DEFAULT_KEY_FILE
     quic: EdgeHubQuic = Field(default_factory=EdgeHubQuic)
     websocket: EdgeHubWebSocket = Field(default_factory=EdgeHubWebSocket)
     #: The join token; KubeEdge always writes the key.
@@ -217,9 +217,9 @@ class EventBusTLS(KEModel):
     model_config = ConfigDict(alias_generator=aliases({"tls_mqtt_ca_file": "tlsMqttCAFile"}))
 
     enable: bool = False
-    tls_mqtt_ca_file: str = DEFAULT_CA_FILE
-    tls_mqtt_cert_file: str = DEFAULT_CERT_FILE
-    tls_mqtt_private_key_file: str = DEFAULT_KEY_FILE
+    tls_mqtt_ca_file: PathStr = DEFAULT_CA_FILE
+    tls_mqtt_cert_file: PathStr = DEFAULT_CERT_FILE
+    tls_mqtt_private_key_file: PathStr = DEFAULT_KEY_FILE
 
 
 class EventBus(KEModel):
@@ -259,9 +259,9 @@ class MetaServer(KEModel):
 
     enable: bool = False
     server: str = "127.0.0.1:10550"
-    tls_ca_file: str = DEFAULT_CA_FILE
-    tls_cert_file: str = DEFAULT_CERT_FILE
-    tls_private_key_file: str = DEFAULT_KEY_FILE
+    tls_ca_file: PathStr = DEFAULT_CA_FILE
+    tls_cert_file: PathStr = DEFAULT_CERT_FILE
+    tls_private_key_file: PathStr = DEFAULT_KEY_FILE
     service_account_issuers: list[str] = Field(default_factory=_issuers)
     api_audiences: list[str] = Field(default_factory=list)
     service_account_key_files: list[str] = Field(default_factory=list)
@@ -287,8 +287,8 @@ class ServiceBus(KEModel):
     server: str = "127.0.0.1"
     port: Port = 9060
     timeout: PositiveInt32 = 60
-    tls_cert_file: str = ""
-    tls_private_key_file: str = ""
+    tls_cert_file: PathStr = ""
+    tls_private_key_file: PathStr = ""
 
 
 class DeviceTwin(KEModel):
@@ -296,7 +296,7 @@ class DeviceTwin(KEModel):
     model_config = ConfigDict(alias_generator=aliases({"dmi_sock_path": "dmiSockPath"}))
 
     enable: bool = True
-    dmi_sock_path: str = "/etc/kubeedge/dmi.sock"
+    dmi_sock_path: PathStr = "/etc/kubeedge/dmi.sock"
 
 
 class DBTest(KEModel):
@@ -310,9 +310,9 @@ class EdgeStream(KEModel):
     model_config = ConfigDict(alias_generator=aliases({"tls_tunnel_ca_file": "tlsTunnelCAFile"}))
 
     enable: bool = False
-    tls_tunnel_ca_file: str = DEFAULT_CA_FILE
-    tls_tunnel_cert_file: str = DEFAULT_CERT_FILE
-    tls_tunnel_private_key_file: str = DEFAULT_KEY_FILE
+    tls_tunnel_ca_file: PathStr = DEFAULT_CA_FILE
+    tls_tunnel_cert_file: PathStr = DEFAULT_CERT_FILE
+    tls_tunnel_private_key_file: PathStr = DEFAULT_KEY_FILE
     handshake_timeout: PositiveInt32 = 30
     read_deadline: PositiveInt32 = 15
     server: str = "127.0.0.1:10004"

@@ -110,7 +110,7 @@ def _parse(model: type[M], text: str, *, file: str) -> M:
     if not isinstance(data, dict):
         raise ConfigError(f"the document must be a mapping, not {type(data).__name__}", file=file)
     try:
-        check_keys(model, data)
+        data = check_keys(model, data)
     except ConfigError as exc:
         raise exc.in_file(file) from None
     try:

@@ -1,0 +1,119 @@
+"""The edged beehive module: pods arrive from metamanager, the node registers.
+
+Real path below the WebSocket: cloud stand-in -> metamanager (SQLite, acks)
+-> ``ctx.send("edged", msg)`` -> edged -> containerd, and back through
+MetaClient -> metamanager -> the cloud stand-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from beehive import constants as c
+from edgecore.edged import labels as L
+from edgecore.edged.cri import CRIClient
+from edgecore.edged.devcontainerd import DevContainerd
+from edgecore.edged.module import Edged
+from edged.helpers import EdgeStack, make_pod, make_settings, wait_for
+
+pytestmark = pytest.mark.containerd
+
+
+async def test_module_registers_node_and_runs_pods_from_metamanager(
+    containerd: DevContainerd, cri: CRIClient, tmp_path: Path
+) -> None:
+    stack = await EdgeStack.start(tmp_path / "edgecore.db", with_edged_queue=True)
+    settings = make_settings(
+        containerd,
+        tmp_path / "kubelet",
+        node_status_update_frequency=0.3,
+        node_lease_duration=2,
+    )
+    edged = Edged(settings)
+    task = asyncio.create_task(edged.start(stack.ctx))
+    name = settings.node_name
+    try:
+        # Registration: KubeEdge's labels, machine capacity, the runtime's version.
+        node = await wait_for(lambda: stack.cloud.nodes.get(name), what="node registered")
+        labels = node["metadata"]["labels"]
+        assert labels["node-role.kubernetes.io/edge"] == ""
+        assert labels["node-role.kubernetes.io/agent"] == ""
+        assert labels["kubernetes.io/hostname"] == name
+        assert int(node["status"]["capacity"]["cpu"]) >= 1
+        assert node["status"]["capacity"]["memory"].endswith("Ki")
+        assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+        ready = next(x for x in node["status"]["conditions"] if x["type"] == "Ready")
+        assert ready["status"] == "True" and ready["reason"] == "EdgeReady"
+
+        # Lease: looked up, created (owned by the node), then renewed; as in the capture.
+        await wait_for(lambda: len(stack.cloud.ops("lease")) >= 3, what="lease renewed")
+        assert stack.cloud.ops("lease")[:3] == ["query", "insert", "update"]
+        lease = stack.cloud.leases[name]
+        assert lease["spec"]["holderIdentity"] == name
+        assert lease["spec"]["leaseDurationSeconds"] == 2
+        assert lease["metadata"]["ownerReferences"][0]["uid"] == node["metadata"]["uid"]
+
+        # A pod from the cloud runs, and its status goes back up.
+        await stack.put(
+            "configmap",
+            {
+                "kind": "ConfigMap",
+                "metadata": {"name": "m-cm", "namespace": "default"},
+                "data": {"greeting": "hi"},
+            },
+        )
+        pod = make_pod(
+            "m-pod",
+            [
+                {
+                    "name": "c",
+                    "image": "docker.io/library/busybox:latest",
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["sh", "-c", "cat /cfg/greeting; exec sleep 3600"],
+                    "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}],
+                }
+            ],
+            volumes=[{"name": "cfg", "configMap": {"name": "m-cm"}}],
+            nodeName=name,
+        )
+        uid = pod["metadata"]["uid"]
+        await stack.cloud.send_down(c.OP_INSERT, pod, "pod")
+
+        def running() -> dict[str, Any] | None:
+            for p in stack.cloud.pod_patches("m-pod"):
+                if p["status"].get("phase") == "Running":
+                    return p
+            return None
+
+        patch = await wait_for(running, what="Running reported to the cloud")
+        assert patch["metadata"]["uid"] == uid
+
+        # Deletion from the cloud: deletionTimestamp, edged stops it and deletes it,
+        # the cloud's delete removes containers and sandbox.
+        dying = copy.deepcopy(pod)
+        dying["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        dying["metadata"]["deletionGracePeriodSeconds"] = 1
+        await stack.cloud.send_down(c.OP_UPDATE, dying, "pod")
+        await wait_for(stack.cloud.deleted_pods, what="pod deletion requested")
+        await stack.cloud.send_down(c.OP_DELETE, dying, "pod")
+        sel = {**L.owned(name), L.POD_UID: uid}
+
+        async def gone() -> bool:
+            return not await cri.list_pod_sandbox(sel) and not await cri.list_containers(sel)
+
+        await wait_for(gone, what="pod removed from containerd")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await edged.cleanup()
+        await stack.stop()
+        for sb in await cri.list_pod_sandbox(L.owned(name)):
+            await cri.stop_pod_sandbox(sb.id)
+            await cri.remove_pod_sandbox(sb.id)
