@@ -315,3 +315,30 @@ async def wait_until_records(client: Any, ns: str, expected: dict[str, str]) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"records {got} != {expected}")
         await asyncio.sleep(0.1)
+
+
+async def test_synccontroller_keeps_running_while_the_api_server_is_down() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = kubeclient.KubeClient(
+        kubeclient.ClusterConfig(server=f"http://127.0.0.1:{port}"),
+        settings=kubeclient.ClientSettings(retry=kubeclient.RetrySettings(backoffs=())),
+    )
+    ctx = Context()
+    ctx.add_module("cloudhub", "cloudhub")
+    sync = SyncController(client, period=0.05)
+    task = asyncio.create_task(sync.start(ctx))
+    try:
+        deadline = time.monotonic() + 10
+        while sync.stats["errors"] < 2:
+            assert not task.done(), "the module must not crash on API errors"
+            assert time.monotonic() < deadline, "no reconcile round was attempted"
+            await asyncio.sleep(0.02)
+        assert ctx.queue_depth("cloudhub") == 0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await client.close()
