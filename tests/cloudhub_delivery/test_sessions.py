@@ -468,3 +468,19 @@ async def test_close_ends_every_session() -> None:
         await h.manager.close()
         assert all(c.closed == (handler.CLOSE_GOING_AWAY, "cloudcore shutting down") for c in conns)
         assert not await h.manager.on_connect(MemConnection("late"))
+
+
+async def test_an_empty_message_is_ignored_not_answered() -> None:
+    # edgecore sends {"header": {"msg_id": "", "timestamp": 0}, "route": {}} on close
+    async with hub(authorization=True) as h:
+        conn = MemConnection(NODE)
+        await h.manager.on_connect(conn)
+        await h.controller_messages()
+        await h.manager.on_message(conn, Message())
+        await h.manager.on_message(conn, up("keepalive", "node"))
+        session = h.manager.session(NODE)
+        assert session is not None
+        await wait_until(lambda: session.core.queue_depth() == 0, what="writer idle")
+        assert conn.drain() == []
+        assert await h.controller_messages() == []
+        assert h.manager.connected_nodes == [NODE]
