@@ -106,6 +106,22 @@ def test_apply_pod_strategic_merge(kubectl: Kubectl, tmp_path: Path) -> None:
     assert got["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
 
 
+def test_typed_generators(kubectl: Kubectl, kube_api: KubeApi) -> None:
+    # These send protobuf bodies; devkube reads them for these kinds.
+    ns = f"{kubectl.namespace}-gen"
+    kube_api.adopt_namespace(ns)
+    assert kubectl("create", "namespace", ns).stdout.strip() == f"namespace/{ns} created"
+    kubectl("create", "configmap", "cfg", "--from-literal=a=b")
+    kubectl("create", "secret", "generic", "sec", "--from-literal=k=v")
+    kubectl("create", "serviceaccount", "robot")
+    token = kubectl("create", "token", "robot", "--duration=1h").stdout.strip()
+    assert token.count(".") == 2
+    got = yaml.safe_load(kubectl("get", "configmap", "cfg", "-o", "yaml").stdout)
+    assert got["data"] == {"a": "b"}
+    got = yaml.safe_load(kubectl("get", "secret", "sec", "-o", "yaml").stdout)
+    assert got["data"] == {"k": "dg=="} and got["type"] == "Opaque"
+
+
 def test_get_prints_server_side_columns(kubectl: Kubectl, tmp_path: Path) -> None:
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
            "spec": {"nodeName": "edge-1",

@@ -320,7 +320,8 @@ class Api:
         elif kind == "Pod":
             _pod_defaults(obj, create=create)
         elif kind == "Secret":
-            obj.setdefault("type", "Opaque")
+            if not obj.get("type"):
+                obj["type"] = "Opaque"
             string_data = obj.pop("stringData", None)
             data = obj.get("data") or {}
             for key, value in data.items():

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from devkube import errors, openapi, selectors, tables
+from devkube import errors, openapi, protobuf, selectors, tables
 from devkube.api import (
     PATCH_APPLY,
     PATCH_JSON,
@@ -235,6 +235,13 @@ def decode_body(raw: bytes, mtype: str) -> Any:
 
 async def read_object(request: web.Request, cfg: ServerConfig) -> Any:
     mtype = media_type(request)
+    if mtype == protobuf.MEDIA_TYPE:
+        raw = await read_body(request, cfg.max_body)
+        try:
+            return protobuf.decode(raw)
+        except protobuf.ProtobufError as exc:
+            # kube would read it; we only read the kinds kubectl's generators send.
+            raise errors.unsupported_media_type(f"{mtype} ({exc})") from exc
     if mtype not in ("", "application/json", "application/yaml", "*/*"):
         raise errors.unsupported_media_type(mtype)
     return decode_body(await read_body(request, cfg.max_body), mtype)
