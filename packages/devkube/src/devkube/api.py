@@ -782,8 +782,9 @@ def _should_delete_during_update(old_meta: dict[str, Any], new_meta: dict[str, A
 
 
 def _tracks_generation(info: ResourceInfo) -> bool:
-    """kube sets metadata.generation on custom resources and CRDs, not on core/v1 kinds."""
-    return info.crd is not None or info.key == resources.CRDS_KEY
+    """kube sets metadata.generation on custom resources, CRDs and workloads (apps/v1),
+    not on core/v1 kinds."""
+    return info.crd is not None or info.key == resources.CRDS_KEY or info.group == "apps"
 
 
 def _spec_part(obj: Obj) -> Any:

@@ -163,6 +163,11 @@ def _event_object(ev: Obj, _now: float) -> str:
     return f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}"
 
 
+def _deployment_ready(dep: Obj, _now: float) -> str:
+    wanted = _get(dep, "spec.replicas")
+    return f"{_get(dep, 'status.readyReplicas') or 0}/{1 if wanted is None else wanted}"
+
+
 NAME: Column = ("Name", "string", "name", 0, _name)
 AGE: Column = ("Age", "string", "", 0, _age)
 
@@ -190,6 +195,10 @@ COLUMNS: dict[str, list[Column]] = {
               ("Object", "string", "", 0, _event_object),
               ("Message", "string", "", 0, _field("message", ""))],
     "Lease": [NAME, ("Holder", "string", "", 0, _field("spec.holderIdentity", "")), AGE],
+    "Deployment": [NAME,
+                   ("Ready", "string", "", 0, _deployment_ready),
+                   ("Up-to-date", "integer", "", 0, _field("status.updatedReplicas", 0)),
+                   ("Available", "integer", "", 0, _field("status.availableReplicas", 0)), AGE],
     "CustomResourceDefinition": [NAME, ("Created At", "date", "", 0,
                                         _field("metadata.creationTimestamp", ""))],
 }
@@ -204,7 +213,7 @@ def columns_for(info: ResourceInfo) -> list[Column]:
             else:
                 cols.append((name, type_, "", 0, _field(path, None)))
         return cols
-    if info.crd is None and info.group in ("", "coordination.k8s.io", "apiextensions.k8s.io"):
+    if info.crd is None:
         return COLUMNS.get(info.kind, [NAME, AGE])
     return [NAME, AGE]
 
