@@ -231,6 +231,8 @@ def decode_body(raw: bytes, mtype: str) -> Any:
         return json.loads(raw)
     except (ValueError, yaml.YAMLError) as exc:
         raise errors.bad_request(f"json parse error: {exc}") from exc
+    except RecursionError as exc:  # absurdly deep nesting
+        raise errors.bad_request("json parse error: nesting too deep") from exc
 
 
 async def read_object(request: web.Request, cfg: ServerConfig) -> Any:
