@@ -309,6 +309,13 @@ class Api:
         if info.group:
             if info.key == resources.CRDS_KEY:
                 self._crd_status(obj, old)
+            elif info.group == "apps" and info.crd is None:
+                template = (obj.get("spec") or {}).get("template")
+                if isinstance(template, dict):
+                    # Pod templates get the pod defaults, as kube's defaulting does.
+                    _pod_defaults(template, create=False)
+                    if create:
+                        obj.setdefault("status", {})
             return
         kind = info.kind
         if kind == "Namespace":

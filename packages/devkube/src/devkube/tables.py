@@ -102,6 +102,16 @@ def _pod_restarts(pod: Obj, _now: float) -> int:
                for c in (pod.get("status") or {}).get("containerStatuses") or [])
 
 
+def _readiness_gates(pod: Obj, _now: float) -> str:
+    gates = (pod.get("spec") or {}).get("readinessGates") or []
+    if not gates:
+        return "<none>"
+    conds = {c.get("type"): c.get("status")
+             for c in (pod.get("status") or {}).get("conditions") or []}
+    ready = sum(1 for g in gates if conds.get(g.get("conditionType")) == "True")
+    return f"{ready}/{len(gates)}"
+
+
 def _node_status(node: Obj, _now: float) -> str:
     ready = next((c for c in (node.get("status") or {}).get("conditions") or []
                   if c.get("type") == "Ready"), None)
@@ -175,7 +185,9 @@ COLUMNS: dict[str, list[Column]] = {
     "Pod": [NAME, ("Ready", "string", "", 0, _pod_ready), ("Status", "string", "", 0, _pod_status),
             ("Restarts", "string", "", 0, _pod_restarts), AGE,
             ("IP", "string", "", 1, _field("status.podIP")),
-            ("Node", "string", "", 1, _field("spec.nodeName"))],
+            ("Node", "string", "", 1, _field("spec.nodeName")),
+            ("Nominated Node", "string", "", 1, _field("status.nominatedNodeName")),
+            ("Readiness Gates", "string", "", 1, _readiness_gates)],
     "Node": [NAME, ("Status", "string", "", 0, _node_status),
              ("Roles", "string", "", 0, _node_roles), AGE,
              ("Version", "string", "", 0, _field("status.nodeInfo.kubeletVersion", ""))],
