@@ -121,8 +121,11 @@ class Watcher:
             self.overflowed = True
             self.closed = True
             log.warning("watch on %s fell behind; closing it", self.resource)
-            # Drop one item so the end marker fits: the stream ends right after.
-            self.queue.get_nowait()
+            # Drop everything not yet sent and end the stream: the client resumes from the
+            # last resourceVersion it received (replayed from history, or 410 and relist).
+            # Dropping only some queued events would lose them for good.
+            while not self.queue.empty():
+                self.queue.get_nowait()
             self.queue.put_nowait(None)
 
     def close(self) -> None:
@@ -134,7 +137,14 @@ class Watcher:
 class Store:
     """In-memory objects per kind, the RV counter, the watch history and the watchers."""
 
-    def __init__(self, *, backend: Backend | None = None, history: int = DEFAULT_HISTORY) -> None:
+    def __init__(
+        self,
+        *,
+        backend: Backend | None = None,
+        history: int = DEFAULT_HISTORY,
+        watch_queue: int = DEFAULT_WATCH_QUEUE,
+    ) -> None:
+        self._watch_queue = watch_queue
         # resource -> namespace -> name -> object: namespace-scoped reads and counts
         # (namespace cascades, per-namespace lists) cost O(objects in that namespace).
         self._objects: dict[str, dict[str, dict[str, Obj]]] = {}
@@ -249,7 +259,7 @@ class Store:
                 raise Expired(since, self.compacted)
             # History is RV-ordered: replay what came after ``since``.
             initial = [ev for ev in self._iter_history_after(since) if ev.resource == resource]
-        w = Watcher(resource, namespace, match, maxsize=DEFAULT_WATCH_QUEUE + len(initial))
+        w = Watcher(resource, namespace, match, maxsize=self._watch_queue + len(initial))
         for ev in initial:
             w.offer(ev)
         self._watchers.setdefault(resource, set()).add(w)
