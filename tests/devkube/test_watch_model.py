@@ -70,7 +70,7 @@ class Client:
 @pytest.mark.parametrize("seed", range(8))
 def test_list_watch_converges(seed: int) -> None:
     rng = random.Random(seed)
-    api = Api(Store(history=50), Registry(), TokenIssuer())
+    api = Api(Store(history=60), Registry(), TokenIssuer())
     ns_info = api.info("", "v1", "namespaces")
     cm = api.info("", "v1", "configmaps")
     for ns in ("a", "b"):
@@ -79,6 +79,7 @@ def test_list_watch_converges(seed: int) -> None:
                Client(api, "b", "app in (x,y),tier!=db")]
     names = [f"c{i}" for i in range(12)]
     relists = 0
+    recorded: list[tuple[int, dict[tuple[str, str], str]]] = []
     for _ in range(1500):
         ns, name = rng.choice("ab"), rng.choice(names)
         labels: dict[str, Any] = {"app": rng.choice("xyz"), "tier": rng.choice(["db", "web"])}
@@ -105,6 +106,23 @@ def test_list_watch_converges(seed: int) -> None:
                     relists += 1
             elif c.watcher is not None:
                 c.drain()
+        if rng.random() < 0.02:
+            listed = api.list_objects(cm, None, [], [])
+            recorded.append((listed.rv, {(o["metadata"]["namespace"], o["metadata"]["name"]):
+                                         o["metadata"]["resourceVersion"]
+                                         for o in listed.items}))
+    # Lists at an exact past resourceVersion reproduce what a list said back then.
+    checked = 0
+    for rv, state in recorded:
+        try:
+            past = api.list_objects(cm, None, [], [], exact_rv=rv)
+        except errors.ApiError as exc:
+            assert exc.code == 410 and rv < api.store.compacted
+            continue
+        assert {(o["metadata"]["namespace"], o["metadata"]["name"]):
+                o["metadata"]["resourceVersion"] for o in past.items} == state
+        checked += 1
+    assert checked or not recorded
     for c in clients:
         if c.watcher is None:
             try:

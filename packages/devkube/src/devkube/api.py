@@ -17,7 +17,7 @@ import logging
 import secrets as pysecrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -106,27 +106,39 @@ class Api:
         *,
         limit: int | None = None,
         continue_: str | None = None,
+        exact_rv: int | None = None,
     ) -> ListResult:
+        """A list at the current resourceVersion, or at ``exact_rv``, or continuing a
+        paginated list at its first page's resourceVersion (a consistent snapshot, as
+        etcd gives kube-apiserver; 410 Expired once that version is compacted)."""
         rv = self.store.rv
         start: tuple[str, str] | None = None
+        snapshot_at: int | None = exact_rv
+        source: Iterable[tuple[tuple[str, str], Obj]]
         if continue_:
             try:
                 token = json.loads(base64.b64decode(continue_))
                 start = (str(token["start"][0]), str(token["start"][1]))
-                token_rv = int(token["rv"])
+                snapshot_at = int(token["rv"])
             except (ValueError, KeyError, TypeError, IndexError, binascii.Error) as exc:
                 raise errors.bad_request(f"continue key is not valid: {exc}") from exc
-            if token_rv < self.store.compacted or token_rv > self.store.rv:
-                raise errors.expired(
-                    "The provided continue parameter is too old to display a consistent list "
-                    "result. You can start a new list without the continue parameter."
-                )
-            # Pages after the first reflect the current state, not a snapshot at token_rv
-            # (documented limit); the list RV stays the one of the first page.
-            rv = token_rv
+        if snapshot_at is not None and snapshot_at != rv:
+            try:
+                source = self.store.snapshot(info.key, namespace, snapshot_at).items()
+            except Expired as exc:
+                if continue_:
+                    raise errors.expired(
+                        "The provided continue parameter is too old to display a consistent "
+                        "list result. You can start a new list without the continue parameter."
+                    ) from exc
+                raise errors.expired(f"too old resource version: {snapshot_at} "
+                                     f"({self.store.compacted})") from exc
+            rv = snapshot_at
+        else:
+            source = self.store.items(info.key, namespace)
         matched = sorted(
             (key, obj)
-            for key, obj in self.store.items(info.key, namespace)
+            for key, obj in source
             if (start is None or key > start)
             and labels_match(labels, obj)
             and fields_match(fields, obj)

@@ -452,10 +452,16 @@ class Handler:
 
     def _list(self, request: web.Request, info: ResourceInfo, ns: str | None) -> web.Response:
         labels, fields = _selectors(request, info)
+        exact = None
+        if request.query.get("resourceVersionMatch") == "Exact":
+            exact = _query_int(request, "resourceVersion")
+            if exact is None:
+                raise errors.bad_request("resourceVersionMatch=Exact needs a resourceVersion")
         res = self.api.list_objects(
             info, ns, labels, fields,
             limit=_query_int(request, "limit"),
             continue_=request.query.get("continue") or None,
+            exact_rv=exact,
         )
         meta: dict[str, Any] = {"resourceVersion": str(res.rv)}
         if res.continue_:

@@ -214,13 +214,15 @@ class Store:
         rv = int(final["metadata"]["resourceVersion"])
         by_ns = self._objects.get(resource, {})
         names = by_ns.get(namespace)
+        prev = None
         if names is not None:
-            names.pop(name, None)
+            prev = names.pop(name, None)
             if not names:
                 del by_ns[namespace]
         if self._backend is not None:
             self._backend.delete(resource, namespace, name, rv)
-        ev = StoredEvent("DELETED", rv, resource, namespace, final)
+        # prev (the state before deletion) lets snapshot() undo the deletion.
+        ev = StoredEvent("DELETED", rv, resource, namespace, final, prev)
         self._publish(ev)
         return ev
 
@@ -279,6 +281,25 @@ class Store:
                 hi = mid
         for i in range(lo, len(hist)):
             yield hist[i]
+
+    def snapshot(self, resource: str, namespace: str | None, at: int) -> dict[Key, Obj]:
+        """The objects of ``resource`` as they were at resourceVersion ``at``: today's,
+        with every later event undone from the history (consistent list pages, and
+        lists at an exact resourceVersion). Raises ``Expired`` when compacted away."""
+        if at < self.compacted or at > self.rv:
+            raise Expired(at, self.compacted)
+        state = dict(self.items(resource, namespace))
+        for ev in reversed(self._history):
+            if ev.rv <= at:
+                break
+            if ev.resource != resource or (namespace is not None and ev.namespace != namespace):
+                continue
+            key = (ev.namespace, ev.obj["metadata"]["name"])
+            if ev.type == "ADDED" or ev.prev is None:
+                state.pop(key, None)
+            else:
+                state[key] = ev.prev
+        return state
 
     def unwatch(self, w: Watcher) -> None:
         self._watchers.get(w.resource, set()).discard(w)
