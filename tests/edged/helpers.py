@@ -296,7 +296,7 @@ def make_pod(name: str, containers: list[dict[str, Any]], **spec: Any) -> dict[s
         "spec": {
             "containers": containers,
             "restartPolicy": "Always",
-            "terminationGracePeriodSeconds": 2,
+            "terminationGracePeriodSeconds": 1,
             **spec,
         },
         "status": {"phase": "Pending"},

@@ -117,3 +117,37 @@ async def test_module_registers_node_and_runs_pods_from_metamanager(
         for sb in await cri.list_pod_sandbox(L.owned(name)):
             await cri.stop_pod_sandbox(sb.id)
             await cri.remove_pod_sandbox(sb.id)
+
+
+async def test_node_already_registered_is_read_back(
+    containerd: DevContainerd, cri: CRIClient, tmp_path: Path
+) -> None:
+    from edgecore.edged.node import NodeAgent
+
+    stack = await EdgeStack.start(tmp_path / "edgecore.db")
+    try:
+        settings = make_settings(containerd, tmp_path / "kubelet")
+        existing = {
+            "metadata": {"name": settings.node_name, "uid": "node-uid-1", "labels": {}},
+            "status": {"conditions": []},
+        }
+        stack.cloud.nodes[settings.node_name] = existing
+        agent = NodeAgent(cri, stack.meta, settings)
+        await agent.register()
+        assert stack.cloud.ops("node") == ["insert", "query"]  # AlreadyExists -> get
+        assert agent.node is not None and agent.node["metadata"]["uid"] == "node-uid-1"
+        assert await agent.renew_lease()
+        assert stack.cloud.ops("lease") == ["query", "insert"]
+        lease = stack.cloud.leases[settings.node_name]
+        assert lease["metadata"]["ownerReferences"][0]["uid"] == "node-uid-1"
+        assert await agent.report_status()  # the stored node had no conditions: a patch
+        patch = stack.cloud.node_patches()[-1]
+        assert {x["type"] for x in patch["status"]["conditions"]} == {
+            "MemoryPressure",
+            "DiskPressure",
+            "PIDPressure",
+            "Ready",
+        }
+        assert not await agent.report_status()  # nothing changed: nothing sent
+    finally:
+        await stack.stop()

@@ -591,3 +591,35 @@ async def test_startup_probe_gates_readiness(runtime: PodRuntime) -> None:
     assert container_status(st, "c")["ready"] is False
     st = await wait_for(lambda: _ready(runtime, uid), what="Ready after startup")
     assert container_status(st, "c")["restartCount"] == 0
+
+
+async def test_image_pull_failure_is_reported_and_backed_off(
+    runtime: PodRuntime, stack: EdgeStack
+) -> None:
+    # ".invalid" never resolves (RFC 6761): the pull fails at once, with or without network.
+    image = "kubeedge-py.invalid/busybox:1.0"
+    pod = make_pod(
+        "unpullable",
+        [{"name": "c", "image": image, "imagePullPolicy": "IfNotPresent"}],
+    )
+    runtime.upsert_pod(pod)
+
+    def reasons() -> list[str]:
+        out = []
+        for p in stack.cloud.pod_patches("unpullable"):
+            for cs in p["status"].get("containerStatuses") or []:
+                out.append((cs["state"].get("waiting") or {}).get("reason", ""))
+        return out
+
+    # ErrImagePull, then ImagePullBackOff while waiting, then a new attempt (ErrImagePull).
+    await wait_for(
+        lambda: (
+            reasons()[-3:] == ["ErrImagePull", "ImagePullBackOff", "ErrImagePull"]
+            or reasons().count("ErrImagePull") >= 2
+        ),
+        timeout=30,
+        what="pull retried after its back-off",
+    )
+    assert "ImagePullBackOff" in reasons()
+    pulls = [p for p in stack.cloud.pod_patches("unpullable") if "phase" in p["status"]]
+    assert all(p["status"]["phase"] == "Pending" for p in pulls)

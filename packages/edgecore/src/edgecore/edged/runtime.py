@@ -148,7 +148,7 @@ class PodRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_seen: dict[str, tuple[Any, ...]] = {}
         self._last_resync = 0.0
-        self._pull_failed: set[str] = set()
+        self._pull_failed: dict[str, float] = {}  # pull key -> time of the last failure
 
     # --- desired state -----------------------------------------------------------
 
@@ -690,18 +690,21 @@ class PodRuntime:
             return image
         key = f"{rec.uid}/pull/{image}"
         now = time.time()
-        remaining = self.pull_backoff.remaining(key, now, now)
-        if remaining > 0 and self.pull_backoff.delay(key) > 0 and key in self._pull_failed:
-            self.workers.poke(rec.uid, remaining)
-            raise ImagePullError(image, "ImagePullBackOff", f'Back-off pulling image "{image}"')
+        failed_at = self._pull_failed.get(key)
+        if failed_at is not None:
+            remaining = self.pull_backoff.remaining(key, failed_at, now)
+            if remaining > 0:
+                self.workers.poke(rec.uid, remaining)
+                raise ImagePullError(image, "ImagePullBackOff", f'Back-off pulling image "{image}"')
         try:
             await self._pull(image)
         except CRIError as exc:
-            self._pull_failed.add(key)
-            delay = self.pull_backoff.next(key, time.time())
+            failed = time.time()
+            self._pull_failed[key] = failed
+            delay = self.pull_backoff.next(key, failed)
             self.workers.poke(rec.uid, delay)
             raise ImagePullError(image, "ErrImagePull", exc.details) from exc
-        self._pull_failed.discard(key)
+        self._pull_failed.pop(key, None)
         return image
 
     async def _pull(self, image: str) -> None:
