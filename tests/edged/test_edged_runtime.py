@@ -589,7 +589,9 @@ async def test_startup_probe_gates_readiness(runtime: PodRuntime) -> None:
     # Running but not ready while the startup probe has not passed (the liveness
     # probe, which would fail now, is not run yet either).
     assert container_status(st, "c")["ready"] is False
+    assert container_status(st, "c")["started"] is False
     st = await wait_for(lambda: _ready(runtime, uid), what="Ready after startup")
+    assert container_status(st, "c")["started"] is True
     assert container_status(st, "c")["restartCount"] == 0
 
 

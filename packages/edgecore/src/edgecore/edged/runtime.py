@@ -791,6 +791,11 @@ class PodRuntime:
             for kind in ("readinessProbe", "startupProbe"):
                 if cspec.get(kind) and self.probes.result(latest.id, kind) is not True:
                     ready = False
+            started = (
+                None
+                if not cspec.get("startupProbe")
+                else self.probes.result(latest.id, "startupProbe") is True
+            )
             return podstatus.ContainerView(
                 name=name,
                 image=image,
@@ -801,6 +806,7 @@ class PodRuntime:
                 restart_count=restarts,
                 ready=ready and not terminal,
                 last_terminated=last_terminated,
+                started=started,
             )
         if st.state == pb.CONTAINER_EXITED:
             term = await self._terminated(latest.id)
