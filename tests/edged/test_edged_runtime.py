@@ -7,6 +7,7 @@ as cloudcore does (edged/helpers.py).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 from pathlib import Path
@@ -625,3 +626,55 @@ async def test_image_pull_failure_is_reported_and_backed_off(
     assert "ImagePullBackOff" in reasons()
     pulls = [p for p in stack.cloud.pod_patches("unpullable") if "phase" in p["status"]]
     assert all(p["status"]["phase"] == "Pending" for p in pulls)
+
+
+async def test_host_port_reaches_the_pod(tmp_path: Path, stack: EdgeStack) -> None:
+    # A containerd of its own, with the CNI portmap plugin (opt-in: it needs iptables).
+    from edgecore.edged.devcontainerd import DevContainerdSettings, _portmap_chains_exist
+
+    chains_before = _portmap_chains_exist()
+    ctrd = DevContainerd(
+        tmp_path / "ctrd", settings=DevContainerdSettings(host_ports=True, subnet="10.87.1.0/24")
+    )
+    await ctrd.start()
+    client = CRIClient(ctrd.endpoint)
+    rt = PodRuntime(client, stack.meta, make_settings(ctrd, tmp_path / "kubelet"))
+    try:
+        await ctrd.import_local_images()
+        await rt.start()
+        port = _free_port()
+        pod = make_pod(
+            "published",
+            [
+                {
+                    "name": "web",
+                    "image": IMAGE,
+                    "imagePullPolicy": "Never",
+                    "command": ["httpd", "-f", "-p", "8080", "-h", "/etc"],
+                    "ports": [{"containerPort": 8080, "hostPort": port}],
+                }
+            ],
+        )
+        uid = pod["metadata"]["uid"]
+        rt.upsert_pod(pod)
+        st = await wait_for(lambda: _ready(rt, uid), what="Ready")
+        assert st["podIP"].startswith("10.87.1.")
+
+        async def answered() -> bytes | None:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                return None
+            writer.write(b"GET /hosts HTTP/1.0\r\n\r\n")
+            await writer.drain()
+            line = await reader.readline()
+            writer.close()
+            return line or None
+
+        line = await wait_for(answered, what="hostPort answered")
+        assert line.startswith(b"HTTP/1.") and b" 200 " in line
+    finally:
+        await teardown_runtime(rt)
+        await client.close()
+        await ctrd.stop()
+    assert _portmap_chains_exist() == chains_before  # nothing left behind
