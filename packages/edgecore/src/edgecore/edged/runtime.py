@@ -529,7 +529,8 @@ class PodRuntime:
                         rec.key,
                         name,
                     )
-                    await self.cri.stop_container(latest.id, rec.grace_period(30))
+                    grace = rec.grace_period(self.settings.default_grace_period)
+                    await self.cri.stop_container(latest.id, grace)
                     self.workers.poke(rec.uid)
                     continue
                 failed = [
@@ -545,7 +546,8 @@ class PodRuntime:
                         name,
                         failed[0],
                     )
-                    await self.cri.stop_container(latest.id, rec.grace_period(30))
+                    grace = rec.grace_period(self.settings.default_grace_period)
+                    await self.cri.stop_container(latest.id, grace)
                     self.workers.poke(rec.uid)
                     continue
                 self.probes.ensure(rec.uid, cspec, latest.id, host)
