@@ -678,3 +678,36 @@ async def test_host_port_reaches_the_pod(tmp_path: Path, stack: EdgeStack) -> No
         await client.close()
         await ctrd.stop()
     assert _portmap_chains_exist() == chains_before  # nothing left behind
+
+
+async def test_dead_sandbox_is_replaced_and_restarts_count(
+    runtime: PodRuntime, cri: CRIClient
+) -> None:
+    pod = make_pod(
+        "phoenix",
+        [
+            {
+                "name": "c",
+                "image": IMAGE,
+                "imagePullPolicy": "Never",
+                "command": ["sh", "-c", "exec sleep 3600"],
+            }
+        ],
+    )
+    uid = pod["metadata"]["uid"]
+    runtime.upsert_pod(pod)
+    st = await wait_for(lambda: _ready(runtime, uid), what="Ready")
+    first_ip = st["podIP"]
+    (sandbox,) = await cri.list_pod_sandbox({L.POD_UID: uid})
+    await cri.stop_pod_sandbox(sandbox.id)  # the sandbox dies under edged's feet
+
+    def replaced() -> dict[str, Any] | None:
+        s = runtime.pod_status(uid)
+        if s and _ready(runtime, uid) and container_status(s, "c")["restartCount"] == 1:
+            return s
+        return None
+
+    st = await wait_for(replaced, what="new sandbox and container")
+    sandboxes = await cri.list_pod_sandbox({L.POD_UID: uid})
+    assert [s.metadata.attempt for s in sandboxes] == [1]
+    assert st["podIP"] and first_ip

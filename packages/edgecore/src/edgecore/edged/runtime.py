@@ -91,6 +91,7 @@ class PodRecord:
     pod_ip: str = ""
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)  # container -> reason
     volumes_dirty: bool = True
+    next_attempt: dict[str, int] = field(default_factory=dict)  # after a sandbox change
     delete_sent: bool = False
 
     @property
@@ -312,6 +313,8 @@ class PodRuntime:
                 await self.cri.remove_pod_sandbox(sb.id)
         self.backoff.forget_prefix(uid)
         self.pull_backoff.forget_prefix(uid)
+        for key in [k for k in self._pull_failed if k.startswith(uid)]:
+            del self._pull_failed[key]
         self._last_seen.pop(uid, None)
         pod_dir = self.settings.pods_dir / uid
         await asyncio.to_thread(shutil.rmtree, pod_dir, True)
@@ -391,6 +394,10 @@ class PodRuntime:
         # No ready sandbox: kill what is left and start a new one (kubelet does the same
         # when the sandbox dies, since the containers lost their network namespace).
         attempt = max((s.metadata.attempt + 1 for s in sandboxes), default=0)
+        # Restart counts go on across sandboxes, as kubelet's do.
+        for c in containers:
+            name = c.metadata.name
+            rec.next_attempt[name] = max(rec.next_attempt.get(name, 0), c.metadata.attempt + 1)
         for sb in sandboxes:
             await self._remove_sandbox(sb.id, containers)
         cfg = self._sandbox_config(rec, attempt)
@@ -556,7 +563,7 @@ class PodRuntime:
                 with contextlib.suppress(CRINotFound):
                     await self.cri.remove_container(latest.id)
                 latest = history[1] if len(history) > 1 else None
-            attempt = 0
+            attempt = rec.next_attempt.get(name, 0)
             if latest is not None:  # it ran and exited
                 st = await self.cri.container_status(latest.id)
                 if policy == "Never" or (policy == "OnFailure" and st.exit_code == 0):
@@ -662,6 +669,7 @@ class PodRuntime:
             self.workers.poke(rec.uid, self.settings.backoff_initial)
             return
         rec.waiting.pop(name, None)
+        rec.next_attempt.pop(name, None)
         log.info(
             "node %s: pod %s container %s started: %s (restart %d)",
             self.settings.node_name,
