@@ -151,3 +151,94 @@ async def test_node_already_registered_is_read_back(
         assert not await agent.report_status()  # nothing changed: nothing sent
     finally:
         await stack.stop()
+
+
+async def test_bad_messages_are_logged_not_fatal(
+    containerd: DevContainerd, cri: CRIClient, tmp_path: Path
+) -> None:
+    from beehive.message import Message
+
+    stack = await EdgeStack.start(tmp_path / "edgecore.db", with_edged_queue=True)
+    settings = make_settings(containerd, tmp_path / "kubelet")
+    edged = Edged(settings)
+    task = asyncio.create_task(edged.start(stack.ctx))
+    try:
+        await wait_for(
+            lambda: edged.runtime is not None and edged.node is not None, what="edged started"
+        )
+        runtime = edged.runtime
+        assert runtime is not None
+        bad = [
+            Message.new(
+                source="metamanager",
+                group="meta",
+                operation="insert",
+                resource="no-type",
+                content={},
+            ),
+            Message.new(
+                source="metamanager",
+                group="meta",
+                operation="insert",
+                resource="default/pod/x",
+                content="not a pod",
+            ),
+            Message.new(
+                source="metamanager",
+                group="meta",
+                operation="insert",
+                resource="default/pod/y",
+                content={"metadata": {"name": "y"}},
+            ),
+        ]
+        for msg in bad:
+            await stack.ctx.send("edged", msg)
+        pod = make_pod(
+            "legacy",
+            [
+                {
+                    "name": "c",
+                    "image": "busybox",
+                    "imagePullPolicy": "Never",
+                    "command": ["sleep", "3600"],
+                }
+            ],
+            nodeName=settings.node_name,
+        )
+        uid = pod["metadata"]["uid"]
+        await stack.ctx.send(
+            "edged",
+            Message.new(
+                source="metamanager",
+                group="meta",
+                operation="insert",
+                resource="default/pod/legacy",
+                content=pod,
+            ),
+        )
+        await wait_for(lambda: uid in runtime.pods, what="pod accepted after bad messages")
+        # The legacy delete form carries the pod UID as a plain string.
+        await stack.ctx.send(
+            "edged",
+            Message.new(
+                source="metamanager",
+                group="meta",
+                operation="delete",
+                resource="default/pod/legacy",
+                content=uid,
+            ),
+        )
+        await wait_for(lambda: uid not in runtime.pods, what="legacy delete applied")
+        assert not task.done()
+        sel = {**L.owned(settings.node_name), L.POD_UID: uid}
+
+        async def gone() -> bool:
+            return not await cri.list_pod_sandbox(sel) and not await cri.list_containers(sel)
+
+        await wait_for(gone, what="legacy-deleted pod removed")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await edged.cleanup()
+        await stack.stop()
