@@ -106,6 +106,17 @@ def test_apply_pod_strategic_merge(kubectl: Kubectl, tmp_path: Path) -> None:
     assert got["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
 
 
+def test_get_prints_server_side_columns(kubectl: Kubectl, tmp_path: Path) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"nodeName": "edge-1",
+                    "containers": [{"name": "c", "image": "busybox:1.36"}]}}
+    kubectl("create", "-f", str(write(tmp_path, "p.yaml", pod)))
+    lines = kubectl("get", "pods", "-o", "wide").stdout.splitlines()
+    assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+    assert lines[1].split()[:4] == ["p", "0/1", "Pending", "0"]
+    assert lines[1].split()[-1] == "edge-1"
+
+
 def test_get_watch(kubectl: Kubectl, tmp_path: Path) -> None:
     kubectl("create", "-f", str(write(tmp_path, "w0.yaml", cm("w0"))))
     proc = subprocess.Popen(

@@ -65,6 +65,8 @@ def test_store_history_resume_and_compaction() -> None:
     with pytest.raises(Expired):
         store.watch("/cm", None, None, since=5)
     store.watch("/cm", None, None, since=store.rv)  # the newest RV still resumes
+    with pytest.raises(Expired):  # an RV from another (in-memory) incarnation
+        store.watch("/cm", None, None, since=store.rv + 1)
 
 
 def test_store_selector_transitions_and_shared_lines() -> None:

@@ -80,6 +80,8 @@ class Api:
         for ns in DEFAULT_NAMESPACES:
             if store.get(resources.NAMESPACES_KEY, "", ns) is None:
                 self.create(ns_info, None, {"metadata": {"name": ns}})
+            else:
+                self._ensure_default_service_account(ns)
 
     def info(self, group: str, version: str, plural: str) -> ResourceInfo:
         found = self.registry.lookup(group, version, plural)
@@ -114,7 +116,7 @@ class Api:
                 token_rv = int(token["rv"])
             except (ValueError, KeyError, TypeError, IndexError, binascii.Error) as exc:
                 raise errors.bad_request(f"continue key is not valid: {exc}") from exc
-            if token_rv < self.store.compacted:
+            if token_rv < self.store.compacted or token_rv > self.store.rv:
                 raise errors.expired(
                     "The provided continue parameter is too old to display a consistent list "
                     "result. You can start a new list without the continue parameter."
@@ -263,7 +265,16 @@ class Api:
         self.store.put(info.key, ns, name, obj)
         if info.key == resources.CRDS_KEY:
             self._crd_changed(obj)
+        elif info.key == resources.NAMESPACES_KEY:
+            self._ensure_default_service_account(name)
         return obj
+
+    def _ensure_default_service_account(self, namespace: str) -> None:
+        """The serviceaccounts controller's job, done inline: every namespace has a
+        ``default`` ServiceAccount (pods run as it; TokenRequests name it)."""
+        if self.store.get(resources.SERVICEACCOUNTS_KEY, namespace, "default") is None:
+            self.create(self.info("", "v1", "serviceaccounts"), namespace,
+                        {"metadata": {"name": "default"}})
 
     def _validate_name(self, info: ResourceInfo, name: str, obj: Obj) -> None:
         problems = validation.name_errors(info.kind, name)
@@ -292,10 +303,12 @@ class Api:
 
     # -- defaults (the parts of kube's defaulting and PrepareForCreate clients rely on) --
 
-    def _defaults(self, info: ResourceInfo, obj: Obj, *, create: bool) -> None:
+    def _defaults(
+        self, info: ResourceInfo, obj: Obj, *, create: bool, old: Obj | None = None
+    ) -> None:
         if info.group:
             if info.key == resources.CRDS_KEY:
-                self._crd_status(obj)
+                self._crd_status(obj, old)
             return
         kind = info.kind
         if kind == "Namespace":
@@ -357,13 +370,18 @@ class Api:
                 return ip
         raise errors.internal("service cluster IP range is full")
 
-    def _crd_status(self, crd: Obj) -> None:
+    def _crd_status(self, crd: Obj, old: Obj | None = None) -> None:
         spec = crd.get("spec") or {}
         names = dict(spec.get("names") or {})
         names.setdefault("singular", str(names.get("kind", "")).lower())
         names.setdefault("listKind", f"{names.get('kind', '')}List")
         now = rfc3339(self.clock())
         storage = [v["name"] for v in spec.get("versions") or [] if v.get("storage")]
+        if old is not None and (old.get("status") or {}).get("conditions"):
+            # Established once: keep the conditions (and their transition times) so a
+            # no-op update stays a no-op.
+            crd["status"] = {**old["status"], "acceptedNames": names}
+            return
         crd["status"] = {
             "conditions": [
                 {"type": "NamesAccepted", "status": "True", "lastTransitionTime": now,
@@ -489,11 +507,11 @@ class Api:
             new.setdefault("spec", old.get("spec", {}))
         if info.key == resources.CRDS_KEY:
             self._validate_name(info, name, new)
-        self._defaults(info, new, create=False)
+        self._defaults(info, new, create=False, old=old)
         meta["resourceVersion"] = old_meta["resourceVersion"]
         if new == old:
             return old  # a no-op update writes nothing and sends no event, like kube
-        if old_meta.get("deletionTimestamp") and not meta.get("finalizers"):
+        if _should_delete_during_update(old_meta, meta):
             if dry_run:
                 return new
             return self._remove(info, ns, name, new)
@@ -749,6 +767,17 @@ class Api:
 
     def compact(self, rv: int | None = None) -> int:
         return self.store.compact(rv)
+
+
+def _should_delete_during_update(old_meta: dict[str, Any], new_meta: dict[str, Any]) -> bool:
+    """kube's Store.shouldDeleteDuringUpdate: the update removed the last finalizer of an
+    object being deleted whose grace period is over (graceful pods stay until kubelet)."""
+    return (
+        not new_meta.get("finalizers")
+        and bool(old_meta.get("finalizers"))
+        and bool(old_meta.get("deletionTimestamp"))
+        and not old_meta.get("deletionGracePeriodSeconds")
+    )
 
 
 def _tracks_generation(info: ResourceInfo) -> bool:

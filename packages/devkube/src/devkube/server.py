@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from devkube import errors, openapi, selectors
+from devkube import errors, openapi, selectors, tables
 from devkube.api import (
     PATCH_APPLY,
     PATCH_JSON,
@@ -389,7 +389,13 @@ class Handler:
         name = ri.name
         sub = ri.subresource
         if method == "GET":
-            return json_response(_for_version(info, self.api.get(info, ns, name)))
+            obj = _for_version(info, self.api.get(info, ns, name))
+            if tables.wants_table(request.headers.get("Accept", "")):
+                return json_response(tables.table(
+                    info, [obj], now=time.time(),
+                    list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                    include=request.query.get("includeObject", "Metadata")))
+            return json_response(obj)
         if method == "POST" and sub == "binding":
             body = await read_object(request, self.cfg)
             return json_response(self.api.bind(ns or "", name, body), 201)
@@ -449,6 +455,10 @@ class Handler:
         items = res.items
         if info.crd and info.version != info.storage_version:
             items = [_for_version(info, o) for o in items]
+        if tables.wants_table(request.headers.get("Accept", "")):
+            return json_response(tables.table(
+                info, items, now=time.time(), list_meta=meta,
+                include=request.query.get("includeObject", "Metadata")))
         body = {
             "kind": info.list_kind_name,
             "apiVersion": info.api_version,
@@ -488,6 +498,9 @@ class Handler:
             return response
         store = self.api.store
         rewrite = bool(info.crd and info.version != info.storage_version)
+        as_table = tables.wants_table(request.headers.get("Accept", ""))
+        include = request.query.get("includeObject", "Metadata")
+        first = True
         try:
             await response.prepare(request)
             if initial_events and bookmarks:
@@ -519,7 +532,13 @@ class Handler:
                 if kind == "BOOKMARK-INITIAL":
                     await response.write(_bookmark_line(info, ev.rv, initial_end=True))
                     continue
-                if rewrite:
+                if as_table:
+                    # Like kube-apiserver: column definitions in the first event only.
+                    obj = tables.table(info, [_for_version(info, ev.obj)], now=time.time(),
+                                       include=include, headers=first)
+                    first = False
+                    await response.write((dumps({"type": kind, "object": obj}) + "\n").encode())
+                elif rewrite:
                     line = (dumps({"type": kind, "object": _for_version(info, ev.obj)}) + "\n")
                     await response.write(line.encode())
                 else:

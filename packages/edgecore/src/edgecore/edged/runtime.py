@@ -234,6 +234,9 @@ class PodRuntime:
                 await self.relist()
             except CRIError as exc:
                 log.warning("node %s: relist failed: %s", self.settings.node_name, exc)
+            except Exception:
+                # The poll is edged's only view of container exits: never let it die.
+                log.exception("node %s: relist failed", self.settings.node_name)
             await asyncio.sleep(self.settings.relist_interval)
 
     async def relist(self) -> None:
@@ -273,14 +276,21 @@ class PodRuntime:
     # --- sync ----------------------------------------------------------------------
 
     async def sync_pod(self, uid: str) -> None:
+        """Make the runtime match pod ``uid`` (run by its worker, never concurrently)."""
+        try:
+            await self._sync_pod(uid)
+        except CRIError as exc:
+            # The runtime is down or refused: try again after the back-off's first step.
+            log.warning("node %s: sync of pod %s failed: %s", self.settings.node_name, uid, exc)
+            self.workers.poke(uid, self.settings.backoff_initial)
+
+    async def _sync_pod(self, uid: str) -> None:
         rec = self.pods.get(uid)
         owned = {**L.owned(self.settings.node_name), L.POD_UID: uid}
         sandboxes = await self.cri.list_pod_sandbox(owned)
         containers = await self.cri.list_containers(owned)
         if rec is None:
-            await self._teardown(
-                uid, sandboxes, containers, grace=self.settings.default_grace_period
-            )
+            await self._teardown(uid, sandboxes, containers, grace=-1)
             return
         if rec.terminating:
             await self._terminate(rec, sandboxes, containers)
@@ -290,6 +300,7 @@ class PodRuntime:
     async def _teardown(
         self, uid: str, sandboxes: list[Any], containers: list[Any], *, grace: int
     ) -> None:
+        """Remove everything of a pod edged no longer has (``grace`` < 0: per container)."""
         await self._stop_containers(containers, grace)
         for c in containers:
             with contextlib.suppress(CRINotFound):
@@ -316,11 +327,17 @@ class PodRuntime:
     async def _stop_containers(self, containers: list[Any], grace: int) -> None:
         running = [c for c in containers if c.state in (pb.CONTAINER_RUNNING, pb.CONTAINER_UNKNOWN)]
 
-        async def stop(cid: str) -> None:
+        async def stop(c: Any) -> None:
+            seconds = grace
+            if grace < 0:  # the pod is gone: use the grace period it was created with
+                try:
+                    seconds = int(c.annotations.get(L.GRACE_PERIOD, ""))
+                except ValueError:
+                    seconds = self.settings.default_grace_period
             with contextlib.suppress(CRINotFound):
-                await self.cri.stop_container(cid, grace)
+                await self.cri.stop_container(c.id, max(0, seconds))
 
-        await asyncio.gather(*(stop(c.id) for c in running))
+        await asyncio.gather(*(stop(c) for c in running))
 
     async def _terminate(self, rec: PodRecord, sandboxes: list[Any], containers: list[Any]) -> None:
         grace = rec.grace_period(self.settings.default_grace_period)
@@ -338,6 +355,8 @@ class PodRuntime:
         )
         views = await self._views(rec, containers, sandbox_id=None, terminal=True)
         await self._report(rec, views, sandbox_ready=False, terminal=True)
+        if self.pods.get(rec.uid) is not rec:
+            return  # the cloud's delete arrived meanwhile: nothing left to ask for
         if not rec.delete_sent:
             options = {"gracePeriodSeconds": 0, "preconditions": {"uid": rec.uid}}
             try:
@@ -478,7 +497,17 @@ class PodRuntime:
         sources = ConfigSources(self.meta, rec.namespace)
         volumes = None
         if rec.volumes_dirty and any(c.state == pb.CONTAINER_RUNNING for c in containers):
-            volumes = await self._volumes(rec, sources)
+            try:
+                volumes = await self._volumes(rec, sources)
+            except EdgedError as exc:
+                # Running containers keep their current files; retried on the next sync.
+                log.warning(
+                    "node %s: pod %s: volumes not refreshed: %s",
+                    self.settings.node_name,
+                    rec.key,
+                    exc,
+                )
+                self.workers.poke(rec.uid, self.settings.backoff_initial)
         now = time.time()
         for cspec in spec.get("containers") or []:
             name = cspec["name"]
@@ -503,12 +532,18 @@ class PodRuntime:
                     await self.cri.stop_container(latest.id, rec.grace_period(30))
                     self.workers.poke(rec.uid)
                     continue
-                if self.probes.result(latest.id, "livenessProbe") is False:
+                failed = [
+                    kind
+                    for kind in ("livenessProbe", "startupProbe")
+                    if self.probes.result(latest.id, kind) is False
+                ]
+                if failed:
                     log.info(
-                        "node %s: pod %s container %s failed liveness, killing",
+                        "node %s: pod %s container %s failed its %s, killing",
                         self.settings.node_name,
                         rec.key,
                         name,
+                        failed[0],
                     )
                     await self.cri.stop_container(latest.id, rec.grace_period(30))
                     self.workers.poke(rec.uid)
