@@ -71,14 +71,19 @@ class Result:
         return json.dumps(asdict(self), default=str)
 
 
-def rss_kb(pid: int | None = None) -> int:
-    """Resident set size of ``pid`` (default: this process) in KiB, from /proc."""
+def rss_kb(pid: int | None = None, field_name: str = "VmRSS") -> int:
+    """Resident set size of ``pid`` (default: this process) in KiB, from /proc.
+
+    ``field_name`` may also be ``RssAnon`` (private heap and stacks) or
+    ``RssFile`` (pages of mapped files: shared libraries, shared with other
+    processes that map them).
+    """
     path = f"/proc/{pid or 'self'}/status"
     with open(path, encoding="ascii") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field_name + ":"):
                 return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS in {path}")
+    raise RuntimeError(f"no {field_name} in {path}")
 
 
 def raise_nofile(wanted: int) -> int:

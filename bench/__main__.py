@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import shlex
 import sys
 from typing import Any
@@ -55,9 +56,15 @@ def main(argv: list[str] | None = None) -> int:
                 options[opt] = value
         print(f"-- running {name}{' (quick)' if args.quick else ''}", flush=True)
         run = module.run
+        load_before = os.getloadavg()[0]
         out = asyncio.run(run(**options)) if asyncio.iscoroutinefunction(run) else run(**options)
+        load_after = os.getloadavg()[0]
         for result in out:
             result.command = command
+            # Other jobs share the machine: say how busy it was.
+            result.figures["load average (1 min) before / after"] = (
+                f"{load_before:.1f} / {load_after:.1f}"
+            )
             result.print()
             results.append(result)
             if args.json:

@@ -192,6 +192,7 @@ async def amain(args: argparse.Namespace, ca: certs.CertPair) -> int:
                         "keepalives": edges.keepalives,
                         "acks": edges.acks,
                         "received": edges.received,
+                        "cpu_s": time.process_time(),
                     }
                 )
                 edges.received = {}

@@ -110,6 +110,7 @@ async def hub_server(
     keepalive: int = 30,
     trace: bool = False,
     max_seconds: float = 900,
+    profile: Path | None = None,
 ) -> AsyncIterator[tuple[Child, dict[str, Any]]]:
     """Start ``bench.hubserver``; yield (child, its ready line)."""
     args = [
@@ -128,6 +129,8 @@ async def hub_server(
     ]
     if trace:
         args.append("--trace")
+    if profile is not None:
+        args += ["--profile", str(profile)]
     child = await _spawn("hubserver", args, workdir / "hubserver.stderr")
     try:
         ready = await child.read(timeout=60)

@@ -81,20 +81,25 @@ def pod_template() -> dict[str, Any]:
     raise RuntimeError(f"no pod insert in {path}")
 
 
-def make_pods(nodes: list[str], per_node: int, namespace: str = "bench") -> list[Message]:
+def make_pods(
+    nodes: list[str], per_node: int, *, namespace: str = "bench", round_: int = 0
+) -> list[Message]:
     """``per_node`` pod inserts per node, shaped like the capture's, as edgecontroller sends."""
     template = pod_template()
     out: list[Message] = []
-    rv = 1000
+    rv = 1000 + round_ * len(nodes) * per_node
     # Interleave nodes, as an informer's event stream would.
     for i in range(per_node):
         for node in nodes:
             rv += 1
             pod = copy.deepcopy(template)
-            name = f"{node}-p{i}"
+            name = f"{node}-r{round_}-p{i}"
             meta = pod["metadata"]
             meta.update(
-                name=name, namespace=namespace, uid=f"{node}-uid-{i}", resourceVersion=str(rv)
+                name=name,
+                namespace=namespace,
+                uid=f"{node}-uid-{round_}-{i}",
+                resourceVersion=str(rv),
             )
             pod["spec"]["nodeName"] = node
             out.append(
@@ -184,7 +189,9 @@ class Driver:
 
     async def _deliver(self, cmd: dict[str, Any]) -> dict[str, Any]:
         assert self._ctx is not None
-        messages = make_pods(list(cmd["nodes"]), int(cmd["per_node"]))
+        messages = make_pods(
+            list(cmd["nodes"]), int(cmd["per_node"]), round_=int(cmd.get("round", 0))
+        )
         rate = float(cmd.get("rate", 0))  # pods/s; 0 = all at once
         clock = self.clock
         clock.sent_at.clear()
@@ -193,6 +200,8 @@ class Driver:
         for msg in messages:
             clock.sent_at[msg.msg_id] = 0.0
         start = time.monotonic()
+        cpu_start = time.process_time()
+        wait_start = _runqueue_wait_s()
         for i, msg in enumerate(messages):
             if rate:
                 due = start + i / rate
@@ -206,6 +215,8 @@ class Driver:
         with contextlib.suppress(TimeoutError):  # the answer shows what was not acked
             await asyncio.wait_for(clock.all_acked.wait(), timeout)
         return {
+            "cpu_s": time.process_time() - cpu_start,
+            "runqueue_wait_s": _runqueue_wait_s() - wait_start,
             "injected_s": injected,
             "sent": dict(clock.sent_at),
             "acked": dict(clock.acked_at),
@@ -231,6 +242,15 @@ class Driver:
             for s in by_line[:25]
         ]
         return {"traced_kb": total / 1024, "top": top, "rss_kb": rss_kb()}
+
+
+def _runqueue_wait_s() -> float:
+    """Seconds this process spent runnable but waiting for a CPU (/proc/self/schedstat)."""
+    try:
+        with open("/proc/self/schedstat", encoding="ascii") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _listening(hub: CloudHub) -> bool:
@@ -301,6 +321,7 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=900)
     parser.add_argument("--trace", action="store_true", help="tracemalloc (1 frame)")
     parser.add_argument("--log", help="log file (INFO)")
+    parser.add_argument("--profile", help="write cProfile stats of the whole run to this file")
     args = parser.parse_args()
     if args.trace:
         tracemalloc.start(1)
@@ -310,7 +331,15 @@ def main() -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     raise_nofile(args.node_limit + 1024)
-    return asyncio.run(amain(args))
+    if not args.profile:
+        return asyncio.run(amain(args))
+    import cProfile
+
+    profiler = cProfile.Profile()
+    try:
+        return profiler.runcall(asyncio.run, amain(args))
+    finally:
+        profiler.dump_stats(args.profile)
 
 
 if __name__ == "__main__":

@@ -149,6 +149,7 @@ async def test_connected_sets_annotation(hub: Hub) -> None:
 
 
 async def test_node_goes_unknown_after_disconnect_and_returns(hub: Hub) -> None:
+    hub.ec.health.grace = 2.0
     name, _ = await register(hub)
     await hub.connection(name, "connected")
     await hub.request(name, f"null/nodepatch/{name}", "patch", READY_PATCH)
@@ -173,6 +174,7 @@ async def test_node_goes_unknown_after_disconnect_and_returns(hub: Hub) -> None:
 
 
 async def test_connected_but_silent_node_goes_unknown(hub: Hub) -> None:
+    hub.ec.health.grace = 2.0
     name, _ = await register(hub)
     await hub.connection(name, "connected")
     await hub.request(name, f"null/nodepatch/{name}", "patch", READY_PATCH)

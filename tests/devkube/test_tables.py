@@ -38,10 +38,11 @@ async def test_list_and_get_as_table(raw: Raw) -> None:
         table = await resp.json()
     assert table["kind"] == "Table" and table["apiVersion"] == "meta.k8s.io/v1"
     names = [c["name"] for c in table["columnDefinitions"]]
-    assert names == ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node"]
+    assert names == ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node",
+                     "Nominated Node", "Readiness Gates"]
     row = table["rows"][0]
     assert row["cells"][:4] == ["p", "1/1", "Running", 2]
-    assert row["cells"][5:] == ["10.1.1.1", "n1"]
+    assert row["cells"][5:] == ["10.1.1.1", "n1", "<none>", "<none>"]
     assert row["object"]["kind"] == "PartialObjectMetadata"
     assert table["metadata"]["resourceVersion"]
     async with raw.session.get(raw.base + f"{NS}/pods/p", headers={"Accept": TABLE},

@@ -17,7 +17,7 @@ import logging
 import secrets as pysecrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -106,27 +106,39 @@ class Api:
         *,
         limit: int | None = None,
         continue_: str | None = None,
+        exact_rv: int | None = None,
     ) -> ListResult:
+        """A list at the current resourceVersion, or at ``exact_rv``, or continuing a
+        paginated list at its first page's resourceVersion (a consistent snapshot, as
+        etcd gives kube-apiserver; 410 Expired once that version is compacted)."""
         rv = self.store.rv
         start: tuple[str, str] | None = None
+        snapshot_at: int | None = exact_rv
+        source: Iterable[tuple[tuple[str, str], Obj]]
         if continue_:
             try:
                 token = json.loads(base64.b64decode(continue_))
                 start = (str(token["start"][0]), str(token["start"][1]))
-                token_rv = int(token["rv"])
+                snapshot_at = int(token["rv"])
             except (ValueError, KeyError, TypeError, IndexError, binascii.Error) as exc:
                 raise errors.bad_request(f"continue key is not valid: {exc}") from exc
-            if token_rv < self.store.compacted or token_rv > self.store.rv:
-                raise errors.expired(
-                    "The provided continue parameter is too old to display a consistent list "
-                    "result. You can start a new list without the continue parameter."
-                )
-            # Pages after the first reflect the current state, not a snapshot at token_rv
-            # (documented limit); the list RV stays the one of the first page.
-            rv = token_rv
+        if snapshot_at is not None and snapshot_at != rv:
+            try:
+                source = self.store.snapshot(info.key, namespace, snapshot_at).items()
+            except Expired as exc:
+                if continue_:
+                    raise errors.expired(
+                        "The provided continue parameter is too old to display a consistent "
+                        "list result. You can start a new list without the continue parameter."
+                    ) from exc
+                raise errors.expired(f"too old resource version: {snapshot_at} "
+                                     f"({self.store.compacted})") from exc
+            rv = snapshot_at
+        else:
+            source = self.store.items(info.key, namespace)
         matched = sorted(
             (key, obj)
-            for key, obj in self.store.items(info.key, namespace)
+            for key, obj in source
             if (start is None or key > start)
             and labels_match(labels, obj)
             and fields_match(fields, obj)
@@ -309,6 +321,13 @@ class Api:
         if info.group:
             if info.key == resources.CRDS_KEY:
                 self._crd_status(obj, old)
+            elif info.group == "apps" and info.crd is None:
+                template = (obj.get("spec") or {}).get("template")
+                if isinstance(template, dict):
+                    # Pod templates get the pod defaults, as kube's defaulting does.
+                    _pod_defaults(template, create=False)
+                    if create:
+                        obj.setdefault("status", {})
             return
         kind = info.kind
         if kind == "Namespace":
@@ -320,7 +339,8 @@ class Api:
         elif kind == "Pod":
             _pod_defaults(obj, create=create)
         elif kind == "Secret":
-            obj.setdefault("type", "Opaque")
+            if not obj.get("type"):
+                obj["type"] = "Opaque"
             string_data = obj.pop("stringData", None)
             data = obj.get("data") or {}
             for key, value in data.items():
@@ -781,8 +801,9 @@ def _should_delete_during_update(old_meta: dict[str, Any], new_meta: dict[str, A
 
 
 def _tracks_generation(info: ResourceInfo) -> bool:
-    """kube sets metadata.generation on custom resources and CRDs, not on core/v1 kinds."""
-    return info.crd is not None or info.key == resources.CRDS_KEY
+    """kube sets metadata.generation on custom resources, CRDs and workloads (apps/v1),
+    not on core/v1 kinds."""
+    return info.crd is not None or info.key == resources.CRDS_KEY or info.group == "apps"
 
 
 def _spec_part(obj: Obj) -> Any:

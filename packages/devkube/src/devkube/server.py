@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from devkube import errors, openapi, selectors, tables
+from devkube import errors, openapi, protobuf, selectors, tables
 from devkube.api import (
     PATCH_APPLY,
     PATCH_JSON,
@@ -231,10 +231,19 @@ def decode_body(raw: bytes, mtype: str) -> Any:
         return json.loads(raw)
     except (ValueError, yaml.YAMLError) as exc:
         raise errors.bad_request(f"json parse error: {exc}") from exc
+    except RecursionError as exc:  # absurdly deep nesting
+        raise errors.bad_request("json parse error: nesting too deep") from exc
 
 
 async def read_object(request: web.Request, cfg: ServerConfig) -> Any:
     mtype = media_type(request)
+    if mtype == protobuf.MEDIA_TYPE:
+        raw = await read_body(request, cfg.max_body)
+        try:
+            return protobuf.decode(raw)
+        except protobuf.ProtobufError as exc:
+            # kube would read it; we only read the kinds kubectl's generators send.
+            raise errors.unsupported_media_type(f"{mtype} ({exc})") from exc
     if mtype not in ("", "application/json", "application/yaml", "*/*"):
         raise errors.unsupported_media_type(mtype)
     return decode_body(await read_body(request, cfg.max_body), mtype)
@@ -443,10 +452,16 @@ class Handler:
 
     def _list(self, request: web.Request, info: ResourceInfo, ns: str | None) -> web.Response:
         labels, fields = _selectors(request, info)
+        exact = None
+        if request.query.get("resourceVersionMatch") == "Exact":
+            exact = _query_int(request, "resourceVersion")
+            if exact is None:
+                raise errors.bad_request("resourceVersionMatch=Exact needs a resourceVersion")
         res = self.api.list_objects(
             info, ns, labels, fields,
             limit=_query_int(request, "limit"),
             continue_=request.query.get("continue") or None,
+            exact_rv=exact,
         )
         meta: dict[str, Any] = {"resourceVersion": str(res.rv)}
         if res.continue_:

@@ -121,8 +121,11 @@ class Watcher:
             self.overflowed = True
             self.closed = True
             log.warning("watch on %s fell behind; closing it", self.resource)
-            # Drop one item so the end marker fits: the stream ends right after.
-            self.queue.get_nowait()
+            # Drop everything not yet sent and end the stream: the client resumes from the
+            # last resourceVersion it received (replayed from history, or 410 and relist).
+            # Dropping only some queued events would lose them for good.
+            while not self.queue.empty():
+                self.queue.get_nowait()
             self.queue.put_nowait(None)
 
     def close(self) -> None:
@@ -134,7 +137,14 @@ class Watcher:
 class Store:
     """In-memory objects per kind, the RV counter, the watch history and the watchers."""
 
-    def __init__(self, *, backend: Backend | None = None, history: int = DEFAULT_HISTORY) -> None:
+    def __init__(
+        self,
+        *,
+        backend: Backend | None = None,
+        history: int = DEFAULT_HISTORY,
+        watch_queue: int = DEFAULT_WATCH_QUEUE,
+    ) -> None:
+        self._watch_queue = watch_queue
         # resource -> namespace -> name -> object: namespace-scoped reads and counts
         # (namespace cascades, per-namespace lists) cost O(objects in that namespace).
         self._objects: dict[str, dict[str, dict[str, Obj]]] = {}
@@ -204,13 +214,15 @@ class Store:
         rv = int(final["metadata"]["resourceVersion"])
         by_ns = self._objects.get(resource, {})
         names = by_ns.get(namespace)
+        prev = None
         if names is not None:
-            names.pop(name, None)
+            prev = names.pop(name, None)
             if not names:
                 del by_ns[namespace]
         if self._backend is not None:
             self._backend.delete(resource, namespace, name, rv)
-        ev = StoredEvent("DELETED", rv, resource, namespace, final)
+        # prev (the state before deletion) lets snapshot() undo the deletion.
+        ev = StoredEvent("DELETED", rv, resource, namespace, final, prev)
         self._publish(ev)
         return ev
 
@@ -249,7 +261,7 @@ class Store:
                 raise Expired(since, self.compacted)
             # History is RV-ordered: replay what came after ``since``.
             initial = [ev for ev in self._iter_history_after(since) if ev.resource == resource]
-        w = Watcher(resource, namespace, match, maxsize=DEFAULT_WATCH_QUEUE + len(initial))
+        w = Watcher(resource, namespace, match, maxsize=self._watch_queue + len(initial))
         for ev in initial:
             w.offer(ev)
         self._watchers.setdefault(resource, set()).add(w)
@@ -269,6 +281,25 @@ class Store:
                 hi = mid
         for i in range(lo, len(hist)):
             yield hist[i]
+
+    def snapshot(self, resource: str, namespace: str | None, at: int) -> dict[Key, Obj]:
+        """The objects of ``resource`` as they were at resourceVersion ``at``: today's,
+        with every later event undone from the history (consistent list pages, and
+        lists at an exact resourceVersion). Raises ``Expired`` when compacted away."""
+        if at < self.compacted or at > self.rv:
+            raise Expired(at, self.compacted)
+        state = dict(self.items(resource, namespace))
+        for ev in reversed(self._history):
+            if ev.rv <= at:
+                break
+            if ev.resource != resource or (namespace is not None and ev.namespace != namespace):
+                continue
+            key = (ev.namespace, ev.obj["metadata"]["name"])
+            if ev.type == "ADDED" or ev.prev is None:
+                state.pop(key, None)
+            else:
+                state[key] = ev.prev
+        return state
 
     def unwatch(self, w: Watcher) -> None:
         self._watchers.get(w.resource, set()).discard(w)

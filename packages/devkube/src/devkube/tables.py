@@ -102,6 +102,16 @@ def _pod_restarts(pod: Obj, _now: float) -> int:
                for c in (pod.get("status") or {}).get("containerStatuses") or [])
 
 
+def _readiness_gates(pod: Obj, _now: float) -> str:
+    gates = (pod.get("spec") or {}).get("readinessGates") or []
+    if not gates:
+        return "<none>"
+    conds = {c.get("type"): c.get("status")
+             for c in (pod.get("status") or {}).get("conditions") or []}
+    ready = sum(1 for g in gates if conds.get(g.get("conditionType")) == "True")
+    return f"{ready}/{len(gates)}"
+
+
 def _node_status(node: Obj, _now: float) -> str:
     ready = next((c for c in (node.get("status") or {}).get("conditions") or []
                   if c.get("type") == "Ready"), None)
@@ -163,6 +173,11 @@ def _event_object(ev: Obj, _now: float) -> str:
     return f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}"
 
 
+def _deployment_ready(dep: Obj, _now: float) -> str:
+    wanted = _get(dep, "spec.replicas")
+    return f"{_get(dep, 'status.readyReplicas') or 0}/{1 if wanted is None else wanted}"
+
+
 NAME: Column = ("Name", "string", "name", 0, _name)
 AGE: Column = ("Age", "string", "", 0, _age)
 
@@ -170,7 +185,9 @@ COLUMNS: dict[str, list[Column]] = {
     "Pod": [NAME, ("Ready", "string", "", 0, _pod_ready), ("Status", "string", "", 0, _pod_status),
             ("Restarts", "string", "", 0, _pod_restarts), AGE,
             ("IP", "string", "", 1, _field("status.podIP")),
-            ("Node", "string", "", 1, _field("spec.nodeName"))],
+            ("Node", "string", "", 1, _field("spec.nodeName")),
+            ("Nominated Node", "string", "", 1, _field("status.nominatedNodeName")),
+            ("Readiness Gates", "string", "", 1, _readiness_gates)],
     "Node": [NAME, ("Status", "string", "", 0, _node_status),
              ("Roles", "string", "", 0, _node_roles), AGE,
              ("Version", "string", "", 0, _field("status.nodeInfo.kubeletVersion", ""))],
@@ -190,6 +207,10 @@ COLUMNS: dict[str, list[Column]] = {
               ("Object", "string", "", 0, _event_object),
               ("Message", "string", "", 0, _field("message", ""))],
     "Lease": [NAME, ("Holder", "string", "", 0, _field("spec.holderIdentity", "")), AGE],
+    "Deployment": [NAME,
+                   ("Ready", "string", "", 0, _deployment_ready),
+                   ("Up-to-date", "integer", "", 0, _field("status.updatedReplicas", 0)),
+                   ("Available", "integer", "", 0, _field("status.availableReplicas", 0)), AGE],
     "CustomResourceDefinition": [NAME, ("Created At", "date", "", 0,
                                         _field("metadata.creationTimestamp", ""))],
 }
@@ -204,7 +225,7 @@ def columns_for(info: ResourceInfo) -> list[Column]:
             else:
                 cols.append((name, type_, "", 0, _field(path, None)))
         return cols
-    if info.crd is None and info.group in ("", "coordination.k8s.io", "apiextensions.k8s.io"):
+    if info.crd is None:
         return COLUMNS.get(info.kind, [NAME, AGE])
     return [NAME, AGE]
 

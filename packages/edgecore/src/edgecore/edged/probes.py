@@ -28,7 +28,6 @@ __all__ = ["ProbeManager", "run_probe"]
 log = logging.getLogger(__name__)
 
 KINDS = ("livenessProbe", "readinessProbe", "startupProbe")
-HTTP_MAX_RESPONSE_HEAD = 10 * 1024
 
 
 def _port(port: Any, container: dict[str, Any]) -> int:
