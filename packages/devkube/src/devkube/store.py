@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped kinds
 
-DEFAULT_HISTORY = 100_000
+# Each retained event holds its object (and the previous version): 20k events of ~2 KB
+# objects bound the history to tens of MB. Older resourceVersions answer 410.
+DEFAULT_HISTORY = 20_000
 # A watcher that falls this many events behind is closed (kube-apiserver also closes
 # slow watchers); the client relists or resumes from its last resourceVersion.
 DEFAULT_WATCH_QUEUE = 10_000
