@@ -14,6 +14,7 @@ Node authentication (``cloud/pkg/cloudhub/authorization/authorizer.go``) is
 
 from __future__ import annotations
 
+import asyncio.sslproto
 import datetime as dt
 import ssl
 import tempfile
@@ -24,7 +25,13 @@ from cryptography.exceptions import InvalidSignature
 
 from kecommon import certs
 
-__all__ = ["TLS12_CIPHERS", "authenticate_node", "server_ssl_context"]
+__all__ = [
+    "TLS12_CIPHERS",
+    "TLS_READ_BUFFER",
+    "authenticate_node",
+    "limit_tls_read_buffer",
+    "server_ssl_context",
+]
 
 #: The TLS 1.2 suites KubeEdge allows (OpenSSL names); 1.3 suites are not restricted.
 TLS12_CIPHERS = ":".join(
@@ -34,6 +41,27 @@ TLS12_CIPHERS = ":".join(
         "ECDHE-ECDSA-CHACHA20-POLY1305",
     ]
 )
+
+
+#: Bytes of ciphertext asyncio reads per TLS connection at a time: one maximum
+#: TLS record (16 KiB of plaintext) needs at most two reads.
+TLS_READ_BUFFER = 16 * 1024
+
+
+def limit_tls_read_buffer(size: int = TLS_READ_BUFFER) -> None:
+    """Shrink asyncio's per-connection TLS read buffer to ``size`` bytes.
+
+    asyncio gives every TLS connection its own read buffer of
+    ``SSLProtocol.max_size`` (256 KiB), zero-filled at once and so resident:
+    with thousands of idle edge nodes it was about 80 % of cloudhub's memory
+    (docs/performance.md). The size only bounds how much ciphertext one
+    ``recv`` takes and how much plaintext one ``SSLObject.read`` returns, so a
+    smaller one changes no behaviour, only the number of reads for a large
+    frame. Process-wide (the attribute is per class); never raises it.
+    """
+    proto = asyncio.sslproto.SSLProtocol
+    if getattr(proto, "max_size", 0) > size:
+        proto.max_size = size
 
 
 def server_ssl_context(

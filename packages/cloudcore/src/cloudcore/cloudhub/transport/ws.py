@@ -40,7 +40,7 @@ from beehive import codec
 from beehive.exceptions import CodecError
 from beehive.message import Message
 from cloudcore import metrics
-from cloudcore.cloudhub.tls import authenticate_node
+from cloudcore.cloudhub.tls import authenticate_node, limit_tls_read_buffer
 from cloudcore.cloudhub.transport.common import (
     ConnectionInfo,
     HubServerSettings,
@@ -89,10 +89,6 @@ class WebSocketNodeConnection:
 
     def __repr__(self) -> str:
         return f"<WebSocketNodeConnection node={self.node_id} peer={self._ws.remote_address}>"
-
-    @property
-    def closed(self) -> bool:
-        return self._ws.close_code is not None or self._ws.state.name in {"CLOSING", "CLOSED"}
 
     async def write(self, msg: Message) -> None:
         """Send ``msg`` as one text frame.
@@ -153,6 +149,7 @@ class WebSocketServer:
         return int(next(iter(self._server.sockets)).getsockname()[1])
 
     async def start(self) -> None:
+        limit_tls_read_buffer()  # 256 KiB per idle connection otherwise
         if not self.settings.node_auth:
             log.warning(
                 "node authentication is OFF: any certificate from the CA may claim any node_id"
@@ -167,6 +164,9 @@ class WebSocketServer:
             max_queue=self.settings.max_queue,
             compression=None,  # gorilla/edgecore does not negotiate permessage-deflate
             ping_interval=None,  # liveness is the message keepalive (protocol.md 3.7)
+            # A replaced or timed-out session waits this long for the edge's
+            # close frame; KubeEdge just drops the socket.
+            close_timeout=self.settings.close_timeout,
             server_header=None,
             logger=logging.getLogger(__name__ + ".protocol"),
         )
