@@ -118,6 +118,11 @@ async def test_service_account_token(kube: DevKube, raw: Raw) -> None:
         async with s.get(kube.url + "/api",
                          headers={"Authorization": f"Bearer {token[:-4]}AAAA"}) as r:
             assert r.status == 401
+        # Deleting the pod it is bound to revokes it, as on kube-apiserver.
+        await raw.delete(f"{NS}/pods/holder")
+        async with s.get(kube.url + "/api", headers={"Authorization": f"Bearer {token}"}) as r:
+            assert r.status == 401
+    request["spec"]["boundObjectRef"] = None
     request["spec"]["expirationSeconds"] = 60
     status, body = await raw.post(f"{NS}/serviceaccounts/robot/token", request)
     assert status == 422

@@ -783,6 +783,28 @@ class Api:
             "status": {"token": token, "expirationTimestamp": rfc3339(exp)},
         }
 
+    def token_still_bound(self, claims: dict[str, Any]) -> bool:
+        """kube-apiserver's bound-token check: the service account, and the pod or secret
+        the token is bound to, still exist with the same uid."""
+        private = claims.get("kubernetes.io")
+        if not isinstance(private, dict):
+            return False
+        ns = str(private.get("namespace", ""))
+        for kind, key in (("serviceaccount", resources.SERVICEACCOUNTS_KEY),
+                          ("pod", resources.PODS_KEY), ("secret", resources.SECRETS_KEY),
+                          ("node", resources.NODES_KEY)):
+            ref = private.get(kind)
+            if ref is None:
+                if kind == "serviceaccount":
+                    return False
+                continue
+            if not isinstance(ref, dict):
+                return False
+            obj = self.store.get(key, "" if kind == "node" else ns, str(ref.get("name", "")))
+            if obj is None or obj["metadata"]["uid"] != ref.get("uid"):
+                return False
+        return True
+
     # -- admin --------------------------------------------------------------------------
 
     def compact(self, rv: int | None = None) -> int:
