@@ -20,6 +20,9 @@ async def test_finalizers_hold_deletion(raw: Raw) -> None:
     assert status == 200 and body["metadata"]["deletionTimestamp"]
     status, body = await raw.get(f"{NS}/configmaps/f")
     assert status == 200 and body["metadata"]["deletionTimestamp"]
+    status, body = await raw.patch(f"{NS}/configmaps/f",
+                                   {"metadata": {"finalizers": ["example.com/hold", "new/one"]}})
+    assert status == 422 and "no new finalizers" in body["message"]
     # Removing the last finalizer completes the deletion.
     status, body = await raw.patch(f"{NS}/configmaps/f", {"metadata": {"finalizers": None}})
     assert status == 200

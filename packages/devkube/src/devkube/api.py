@@ -523,6 +523,15 @@ class Api:
                 meta[key] = old_meta[key]
             else:
                 meta.pop(key, None)
+        if old_meta.get("deletionTimestamp"):
+            added = set(meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ())
+            if added:
+                raise errors.invalid(
+                    info.group, info.kind, name,
+                    [("FieldValueForbidden", "metadata.finalizers",
+                      "Forbidden: no new finalizers can be added if the object is being "
+                      "deleted, found new finalizers " + str(sorted(added)))],
+                )
         if info.kind == "Namespace" and info.group == "" and subresource is None:
             new.setdefault("spec", old.get("spec", {}))
         if info.key == resources.CRDS_KEY:
