@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from devkube.errors import DevKubeError
+
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
@@ -35,7 +37,7 @@ DEFAULT_HISTORY = 20_000
 DEFAULT_WATCH_QUEUE = 10_000
 
 
-class Expired(Exception):
+class Expired(DevKubeError):
     """A watch asked for a resourceVersion that has been compacted away."""
 
     def __init__(self, requested: int, oldest: int) -> None:
