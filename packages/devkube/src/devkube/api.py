@@ -1,7 +1,10 @@
 """What the API does with objects, independent of HTTP: create/update/patch/delete
 with kube-apiserver's semantics (generateName, uid, optimistic concurrency, status
 subresources, finalizers and deletionTimestamp, graceful pod deletion, namespace
-cascades, CRDs serving their kinds), on top of ``store.Store``.
+cascades, CRDs serving their kinds), on top of ``store.Store``. It mirrors
+k8s.io/apiserver/pkg/registry/generic/registry/store.go (Create/Update/Delete,
+BeforeDelete, shouldDeleteDuringUpdate) and the per-kind strategies under
+kubernetes/pkg/registry/core (PrepareForCreate/PrepareForUpdate).
 
 Every method is synchronous: a request's read-check-write runs without an ``await``,
 so concurrent requests on one event loop serialise naturally (no lost updates).

@@ -1,5 +1,6 @@
 """Object storage with a global, monotonically increasing resourceVersion and a
-watch history (the role etcd + the watch cache play in kube-apiserver).
+watch history: the role etcd and the watch cache play in kube-apiserver
+(k8s.io/apiserver/pkg/storage/cacher/watch_cache.go, cache_watcher.go).
 
 Invariants:
 - Stored object dicts are never mutated after ``put``; writers always store a new dict.
