@@ -17,7 +17,8 @@ import pytest
 
 from edgecore.edged import labels as L
 from edgecore.edged.cri import CRIClient, pb
-from edgecore.edged.devcontainerd import DevContainerd
+from edgecore.edged.devcontainerd import DevContainerd, DevContainerdSettings
+from edgecore.edged.errors import CRIError
 from edgecore.edged.runtime import PodRuntime
 from edged.helpers import (
     EdgeStack,
@@ -630,7 +631,7 @@ async def test_image_pull_failure_is_reported_and_backed_off(
 
 async def test_host_port_reaches_the_pod(tmp_path: Path, stack: EdgeStack) -> None:
     # A containerd of its own, with the CNI portmap plugin (opt-in: it needs iptables).
-    from edgecore.edged.devcontainerd import DevContainerdSettings, _portmap_chains_exist
+    from edgecore.edged.devcontainerd import _portmap_chains_exist
 
     chains_before = _portmap_chains_exist()
     ctrd = DevContainerd(
@@ -711,3 +712,49 @@ async def test_dead_sandbox_is_replaced_and_restarts_count(
     sandboxes = await cri.list_pod_sandbox({L.POD_UID: uid})
     assert [s.metadata.attempt for s in sandboxes] == [1]
     assert st["podIP"] and first_ip
+
+
+async def test_containerd_restart_keeps_pods_and_container_ids(
+    tmp_path: Path, stack: EdgeStack
+) -> None:
+    ctrd = DevContainerd(tmp_path / "ctrd", settings=DevContainerdSettings(subnet="10.86.1.0/24"))
+    await ctrd.start()
+    client = CRIClient(ctrd.endpoint)
+    rt = PodRuntime(client, stack.meta, make_settings(ctrd, tmp_path / "kubelet"))
+    try:
+        await ctrd.import_local_images()
+        await rt.start()
+        pod = make_pod(
+            "steady",
+            [
+                {
+                    "name": "c",
+                    "image": IMAGE,
+                    "imagePullPolicy": "Never",
+                    "command": ["sh", "-c", "exec sleep 3600"],
+                }
+            ],
+        )
+        uid = pod["metadata"]["uid"]
+        rt.upsert_pod(pod)
+        st = await wait_for(lambda: _ready(rt, uid), what="Ready")
+        cid = container_status(st, "c")["containerID"]
+
+        await ctrd.stop(remove_pods=False)  # the daemon goes away, the shims stay
+        with pytest.raises(CRIError):
+            await rt.relist()  # edged sees the runtime gone ...
+        await ctrd.start()
+        rt.workers.poke(uid)  # ... and syncs against it again once it is back
+        await rt.workers.wait_idle()
+        st = await wait_for(lambda: _ready(rt, uid), what="Ready after the restart")
+        assert container_status(st, "c")["containerID"] == cid
+        assert container_status(st, "c")["restartCount"] == 0
+        (container,) = await client.list_containers({L.POD_UID: uid})
+        assert f"containerd://{container.id}" == cid
+        assert container.state == pb.CONTAINER_RUNNING
+        code, _ = await client.exec_sync(container.id, ["true"], 5)
+        assert code == 0
+    finally:
+        await teardown_runtime(rt)
+        await client.close()
+        await ctrd.stop()

@@ -330,7 +330,12 @@ disabled_plugins = {json.dumps(disabled)}
             await client.close()
 
     async def stop(self, *, remove_pods: bool = True) -> None:
-        """Remove this instance's pods, stop containerd and unmount leftovers."""
+        """Remove this instance's pods, stop containerd and unmount leftovers.
+
+        ``remove_pods=False`` stops only the daemon, as a containerd upgrade or crash
+        would: the containers keep running under their shims, their mounts and the
+        bridge stay, and a later :meth:`start` on the same ``base`` picks them up again.
+        """
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -347,6 +352,8 @@ disabled_plugins = {json.dumps(disabled)}
                     proc.kill()
                 await proc.wait()
         log.info("containerd pid %s stopped (%s)", proc.pid, proc.returncode)
+        if not remove_pods:
+            return
         self._unmount_leftovers()
         self._remove_bridge()
         if self._created_portmap_chains:

@@ -230,14 +230,22 @@ class PodRuntime:
     # --- relist (containerd 1.6 has no events) --------------------------------------
 
     async def _relist_loop(self) -> None:
+        failing = False
         while True:
             try:
                 await self.relist()
             except CRIError as exc:
-                log.warning("node %s: relist failed: %s", self.settings.node_name, exc)
+                # One line when the runtime goes away and one when it is back, not one a second.
+                if not failing:
+                    log.warning("node %s: relist failed: %s", self.settings.node_name, exc)
+                failing = True
             except Exception:
                 # The poll is edged's only view of container exits: never let it die.
                 log.exception("node %s: relist failed", self.settings.node_name)
+            else:
+                if failing:
+                    log.info("node %s: container runtime answers again", self.settings.node_name)
+                failing = False
             await asyncio.sleep(self.settings.relist_interval)
 
     async def relist(self) -> None:
