@@ -14,6 +14,16 @@ local store (edge autonomy: containers are adopted, not recreated), then
 register the node and start the status/lease loop next to the message loop.
 ``cleanup`` stops edged's tasks but leaves the containers running, so an
 edgecore restart does not restart any pod.
+
+Messages outside the ready window are handled deliberately, never by accident:
+
+* during start-up they wait in edged's beehive queue (the receive loop starts
+  only once the runtime answers and the store is loaded), so nothing is lost;
+* once ``cleanup`` has begun (SIGTERM: beehive cleans a module up before it
+  cancels its body) they are dropped with one info line. Nothing is lost
+  either: metamanager stored (or removed) the object before it forwarded it,
+  and the next start loads the pods from that store and garbage-collects the
+  containers of pods no longer there.
 """
 
 from __future__ import annotations
@@ -70,6 +80,7 @@ class Edged:
         self.runtime: PodRuntime | None = None
         self.node: NodeAgent | None = None
         self._node_task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def name(self) -> str:
@@ -143,6 +154,7 @@ class Edged:
                 delay = min(delay * 2, self._wait_max)
 
     async def start(self, ctx: Context) -> None:
+        self._stopping = False  # a restart by the beehive registry's policy
         meta = self._meta
         if meta is None:
             from edgecore.metaclient import MetaClient
@@ -165,7 +177,15 @@ class Edged:
     def handle(self, msg: Message) -> None:
         """Apply one message from metamanager or edgehub."""
         runtime, node = self.runtime, self.node
-        assert runtime is not None and node is not None
+        if self._stopping or runtime is None or node is None:
+            # See the module docstring: the store already has it; the next start applies it.
+            log.info(
+                "node %s: edged is %s; dropping %s (applied from the local store on next start)",
+                self.settings.node_name,
+                "stopping" if self._stopping else "not started",
+                msg.describe(),
+            )
+            return
         if msg.resource == c.RESOURCE_NODE_CONNECTION:
             if msg.content == c.CLOUD_CONNECTED:
                 log.info("node %s: cloud connected, reporting status", self.settings.node_name)
@@ -203,6 +223,7 @@ class Edged:
             log.debug("node %s: not for edged: %s", self.settings.node_name, msg.describe())
 
     async def cleanup(self) -> None:
+        self._stopping = True
         task, self._node_task = self._node_task, None
         if task is not None:
             task.cancel()
