@@ -31,6 +31,13 @@ class KubeNodeObjectIndex:
             return False
         return bool((pod.get("spec") or {}).get("nodeName") == node)
 
+    async def pod_exists(self, namespace: str, name: str) -> bool:
+        try:
+            await self._client.get(PODS, name, namespace=namespace)
+        except kubeclient.NotFound:
+            return False
+        return True
+
     async def _referenced(self, node: str, namespace: str, kind: str, name: str) -> bool:
         pods = await self._client.list(PODS, namespace=namespace)
         for pod in pods.get("items") or []:
