@@ -41,7 +41,7 @@ from edgecore.edged.errors import CRIError
 from edgecore.edged.metasource import MetaSource
 from edgecore.edged.node import NodeAgent
 from edgecore.edged.runtime import PodRuntime
-from edgecore.edged.settings import EdgedSettings
+from edgecore.edged.settings import EdgedSettings, static_pod_manifests
 from kecommon.resources import ResourceError, parse_edge_resource
 
 __all__ = ["Edged", "build_module"]
@@ -153,6 +153,19 @@ class Edged:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._wait_max)
 
+    def warn_static_pods(self) -> None:
+        """Static pods are not supported: say so when ``staticPodPath`` holds manifests
+        (an unused path is not worth a warning, so the key itself is not reported)."""
+        manifests = static_pod_manifests(self.settings.static_pod_path)
+        if manifests:
+            log.warning(
+                "node %s: static pods are not supported; %d manifests in %s are ignored: %s",
+                self.settings.node_name,
+                len(manifests),
+                self.settings.static_pod_path,
+                ", ".join(p.name for p in manifests),
+            )
+
     async def start(self, ctx: Context) -> None:
         self._stopping = False  # a restart by the beehive registry's policy
         meta = self._meta
@@ -160,6 +173,7 @@ class Edged:
             from edgecore.metaclient import MetaClient
 
             meta = MetaClient(ctx, source=c.MOD_EDGED)
+        self.warn_static_pods()
         self.cri = CRIClient(self.settings.runtime_endpoint, timeouts=self.settings.cri)
         await self._wait_for_runtime(self.cri)
         await self._check_sandbox_image(self.cri)
