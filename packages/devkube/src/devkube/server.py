@@ -531,7 +531,10 @@ class Handler:
                     wait = min(wait, max(next_bookmark - now, 0))
                 wait = min(wait, IDLE_CHECK_INTERVAL)
                 try:
-                    item = await asyncio.wait_for(watcher.queue.get(), timeout=wait)
+                    # Not asyncio.wait_for: on Python 3.11 it can drop an item that
+                    # arrives just as the timeout fires, losing a watch event.
+                    async with asyncio.timeout(wait):
+                        item = await watcher.queue.get()
                 except TimeoutError:
                     if request.transport is None or request.transport.is_closing():
                         break

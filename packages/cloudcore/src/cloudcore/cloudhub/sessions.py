@@ -415,6 +415,11 @@ class SessionManager:
             log.debug("node=%s message on a stale connection dropped: %s", node, msg.describe())
             return
         metrics.UPSTREAM_MESSAGES.labels(msg.operation or "-").inc()
+        if not msg.operation:
+            # edgecore writes an all-empty message (no id, no route) as it shuts
+            # its connection down (see the captures); there is nothing to answer.
+            log.debug("node=%s message without operation ignored: %s", node, msg.describe())
+            return
         if self.settings.authorization and not await self._admit(session, msg):
             return
         action = dispatch.decide(node, msg)
