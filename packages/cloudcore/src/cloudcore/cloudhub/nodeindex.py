@@ -83,6 +83,12 @@ class CacheFirstNodeObjectIndex:
     async def pod_bound(self, node: str, namespace: str, name: str) -> bool:
         return await self._ask("pod_bound", node, namespace, name)
 
+    async def pod_exists(self, namespace: str, name: str) -> bool:
+        try:
+            return bool(await self._cache.pod_exists(namespace, name))
+        except self._not_ready:
+            return bool(await self._fallback.pod_exists(namespace, name))
+
     async def configmap_referenced(self, node: str, namespace: str, name: str) -> bool:
         return await self._ask("configmap_referenced", node, namespace, name)
 
