@@ -57,7 +57,7 @@ def typecheck(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """devkube + cloudcore + edgecore on a private containerd, one pod."""
     _install_packages(session)
-    session.run("python", "deploy/demo.py", *session.posargs)
+    session.run("python", "-m", "keadm.devstack", *session.posargs)
 
 
 @nox.session

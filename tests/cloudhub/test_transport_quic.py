@@ -264,3 +264,34 @@ async def test_wrong_alpn_is_refused(quic_server: QuicFactory, pki: Pki) -> None
     with pytest.raises(ConnectionError):
         async with quic_edge(server.port, config):
             pass
+
+
+async def test_writes_wait_for_acks_and_time_out_on_a_silent_peer(
+    quic_server: QuicFactory, pki: Pki, recording_handler: RecordingHandler
+) -> None:
+    server = await quic_server(write_timeout=1.0)
+    async with quic_edge(server.port, config_for(pki, "q11")) as edge:
+        assert (await edge.session(edge_headers("q11"))).content == "ack"
+        await wait_for(lambda: recording_handler.connections)
+        conn = recording_handler.connections[0]
+        big = Message.new(
+            source="edgecontroller",
+            group="resource",
+            operation="update",
+            resource="default/configmap/c",
+            content="x" * (256 << 10),
+        )
+        # A reading peer acknowledges: many writes complete, more than the high-water mark.
+        for _ in range(16):
+            await asyncio.wait_for(conn.write(big), 5)
+        for _ in range(16):
+            await asyncio.wait_for(edge.received.get(), 5)
+        # A peer that stops reading datagrams acknowledges nothing: the writer
+        # blocks, then the connection is closed.
+        edge._transport.pause_reading()  # type: ignore[union-attr]
+        with pytest.raises(ConnectionError, match="timed out"):
+            async with asyncio.timeout(20):
+                while True:
+                    await conn.write(big)
+        edge._transport.resume_reading()  # type: ignore[union-attr]
+    await wait_for(lambda: recording_handler.disconnects, what="on_disconnect")

@@ -24,11 +24,21 @@ from cloudcore.cloudhub.sessions import SessionManager, SessionSettings
 from cloudcore.synccontroller.module import SyncController
 from kecommon.resources import build_resource
 
+# The feeder's own client ends a watch that delivered nothing, not even one of
+# devkube's 1 s test bookmarks, for 3 s, and resumes from the last version (the
+# Informer's inactivity recovery). Without it, one stalled watch stream (seen
+# with devkube's watch handler under bursts, reported to the lead) would hang the
+# test for the watch's full 300 s.
+FEEDER_SETTINGS = kubeclient.ClientSettings(
+    watch=kubeclient.WatchSettings(inactivity_timeout=3.0, reconnect_backoffs=(0.1, 0.5))
+)
+
 
 class ConfigMapFeeder:
     def __init__(self, client: kubeclient.KubeClient, ctx: Context, *, node: str, namespace: str):
         self.ctx = ctx
         self.node = node
+        self.client = client
         self.informer = kubeclient.Informer(client, kubeclient.CONFIGMAPS, namespace=namespace)
         self.informer.add_handlers(
             on_add=lambda obj: self._send("insert", obj),
@@ -53,6 +63,7 @@ class CloudSide:
     def __init__(
         self,
         client: kubeclient.KubeClient,
+        feeder_client: kubeclient.KubeClient,
         *,
         node: str,
         namespace: str,
@@ -68,7 +79,7 @@ class CloudSide:
             kube=client,
         )
         self.sync = SyncController(client, period=sync_period)
-        self.feeder = ConfigMapFeeder(client, self.ctx, node=node, namespace=namespace)
+        self.feeder = ConfigMapFeeder(feeder_client, self.ctx, node=node, namespace=namespace)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

@@ -12,11 +12,6 @@ from typing import Any
 
 import pytest
 
-# TEMPORARY: kubeclient and the kube_api fixture live on other branches until
-# the lead merges them into main; remove this line once `git merge main`
-# brings them (nothing is skipped after that).
-pytest.importorskip("kubeclient.client")
-
 import kubeclient
 from beehive.context import Context
 from beehive.message import Message
@@ -24,8 +19,19 @@ from cloudcore.cloudhub.objectsync import ObjectSyncRecorder
 from cloudcore.crds import install_crds
 from cloudcore.synccontroller.module import SyncController
 from cloudhub_delivery.helpers import down
-from cloudhub_delivery.kubeharness import CloudSide
+from cloudhub_delivery.kubeharness import FEEDER_SETTINGS, CloudSide
 from cloudhub_delivery.memconn import MemConnection, MemEdge
+
+
+@pytest.fixture
+async def feeder_kube(kube_api: Any) -> AsyncIterator[kubeclient.KubeClient]:
+    client = await kubeclient.KubeClient.from_kubeconfig(
+        kube_api.kubeconfig, settings=FEEDER_SETTINGS
+    )
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 @pytest.fixture
@@ -249,7 +255,7 @@ def assert_applied_in_order(edge: MemEdge) -> None:
 
 
 async def test_500_changes_while_disconnected_and_across_a_restart(
-    kube_api: Any, kube: Any
+    kube_api: Any, kube: Any, feeder_kube: Any
 ) -> None:
     ns = await kube_api.make_namespace("deliv")
     node = await kube_api.make_node("edge", labels={"node-role.kubernetes.io/edge": ""})
@@ -257,7 +263,7 @@ async def test_500_changes_while_disconnected_and_across_a_restart(
     for _ in range(20):
         await cluster.create()
 
-    cloud = CloudSide(kube, node=node, namespace=ns)
+    cloud = CloudSide(kube, feeder_kube, node=node, namespace=ns)
     await cloud.start()
     conn = MemConnection(node)
     edge = MemEdge(cloud.manager, conn)
@@ -283,7 +289,7 @@ async def test_500_changes_while_disconnected_and_across_a_restart(
     had = [edge.store[f"{ns}/configmap/{name}"].uid for name in keep]
     sends_before = {uid: len(edge.history[uid]) for uid in had}
     await cluster.change(500, keep=keep)
-    cloud = CloudSide(kube, node=node, namespace=ns)
+    cloud = CloudSide(kube, feeder_kube, node=node, namespace=ns)
     await cloud.start()
     conn = MemConnection(node)
     edge = MemEdge(cloud.manager, conn, store=edge.store, history=edge.history)
@@ -309,3 +315,30 @@ async def wait_until_records(client: Any, ns: str, expected: dict[str, str]) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"records {got} != {expected}")
         await asyncio.sleep(0.1)
+
+
+async def test_synccontroller_keeps_running_while_the_api_server_is_down() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = kubeclient.KubeClient(
+        kubeclient.ClusterConfig(server=f"http://127.0.0.1:{port}"),
+        settings=kubeclient.ClientSettings(retry=kubeclient.RetrySettings(backoffs=())),
+    )
+    ctx = Context()
+    ctx.add_module("cloudhub", "cloudhub")
+    sync = SyncController(client, period=0.05)
+    task = asyncio.create_task(sync.start(ctx))
+    try:
+        deadline = time.monotonic() + 10
+        while sync.stats["errors"] < 2:
+            assert not task.done(), "the module must not crash on API errors"
+            assert time.monotonic() < deadline, "no reconcile round was attempted"
+            await asyncio.sleep(0.02)
+        assert ctx.queue_depth("cloudhub") == 0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await client.close()

@@ -6,13 +6,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-
-# TEMPORARY: kubeclient and the kube_api fixture live on other branches until
-# the lead merges them into main; remove this line once `git merge main`
-# brings them (nothing is skipped after that).
-pytest.importorskip("kubeclient.client")
-
 import kubeclient
 from beehive.context import Context
 from cloudcore.cloudhub.nodeindex import KubeNodeObjectIndex

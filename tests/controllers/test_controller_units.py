@@ -162,3 +162,23 @@ def test_reply_and_object_message_routes() -> None:
     assert m.content["kind"] == "Pod"
     node = object_message("n1", {"metadata": {"name": "n1"}}, "node", "update")
     assert node.resource == "node/n1/null/node/n1"
+
+
+def test_settings_and_enable_from_cloudcore_config() -> None:
+    from cloudcore.devicecontroller import DeviceController
+    from cloudcore.edgecontroller import EdgeController, EdgeControllerSettings
+    from kecommon.config import CloudCoreConfig
+
+    cfg = CloudCoreConfig()
+    cfg.modules.cloud_hub.advertise_address = ["203.0.113.7"]
+    cfg.modules.edge_controller.node_update_frequency = 3
+    s = EdgeControllerSettings.from_config(cfg)
+    assert (s.cloudcore_address, s.node_check_interval) == ("203.0.113.7", 3.0)
+    client = kubeclient.KubeClient(kubeclient.ClusterConfig(server="http://127.0.0.1:1"))
+    ec, dc = EdgeController(client), DeviceController(client)
+    assert ec.enabled(cfg) and dc.enabled(cfg)
+    cfg.modules.edge_controller.enable = False
+    cfg.modules.device_controller.enable = False
+    assert not ec.enabled(cfg) and not dc.enabled(cfg)
+    assert (ec.name, ec.group, dc.name, dc.group) == (
+        "edgecontroller", "edgecontroller", "devicecontroller", "devicecontroller")

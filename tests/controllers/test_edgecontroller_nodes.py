@@ -149,6 +149,7 @@ async def test_connected_sets_annotation(hub: Hub) -> None:
 
 
 async def test_node_goes_unknown_after_disconnect_and_returns(hub: Hub) -> None:
+    hub.ec.health.grace = 2.0
     name, _ = await register(hub)
     await hub.connection(name, "connected")
     await hub.request(name, f"null/nodepatch/{name}", "patch", READY_PATCH)
@@ -173,6 +174,7 @@ async def test_node_goes_unknown_after_disconnect_and_returns(hub: Hub) -> None:
 
 
 async def test_connected_but_silent_node_goes_unknown(hub: Hub) -> None:
+    hub.ec.health.grace = 2.0
     name, _ = await register(hub)
     await hub.connection(name, "connected")
     await hub.request(name, f"null/nodepatch/{name}", "patch", READY_PATCH)
@@ -198,3 +200,17 @@ async def test_k8s_ca_and_unknown_requests(hub: Hub) -> None:
 async def test_bad_register_content_is_answered(hub: Hub, content: Any) -> None:
     reply = await hub.request("bad-node", "null/node/bad-node", "insert", content)
     assert reply.content["Err"]["ErrStatus"]["code"] == 400
+
+
+async def test_deprecated_nodestatus_update(hub: Hub) -> None:
+    name, reply = await register(hub)
+    status = {"conditions": [{"type": "Ready", "status": "True", "reason": "EdgeReady",
+                              "lastHeartbeatTime": "2026-11-21T23:48:34Z",
+                              "lastTransitionTime": "2026-11-21T23:48:34Z"}],
+              "capacity": {"cpu": "4"}}
+    ok = await hub.request(name, f"default/nodestatus/{name}", "update",
+                           {"UID": reply.content["Object"]["metadata"]["uid"],
+                            "Status": status, "ExtendResources": None})
+    assert ok.content == "OK"
+    stored = await hub.client.get(kubeclient.NODES, name)
+    assert ready(stored) == "True" and stored["status"]["capacity"]["cpu"] == "4"

@@ -227,6 +227,13 @@ async def test_service_account_token_and_events(hub: Hub) -> None:
         return bool((await hub.client.get(kubeclient.EVENTS, "p.17a", ns)).get("count") == 2)
 
     await eventually(counted)
+    current = await hub.client.get(kubeclient.EVENTS, "p.17a", ns)
+    await hub.notify(node, f"{ns}/event/p.17a", "update", {**current, "count": 5})
+
+    async def updated() -> bool:
+        return bool((await hub.client.get(kubeclient.EVENTS, "p.17a", ns)).get("count") == 5)
+
+    await eventually(updated)
 
 
 async def test_node_delete_goes_to_the_node(hub: Hub) -> None:

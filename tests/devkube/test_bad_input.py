@@ -97,3 +97,12 @@ async def test_mismatches(raw: Raw) -> None:
     status, body = await raw.call("POST", f"{NS}/configmaps/c")
     assert status == 405 and body["reason"] == "MethodNotAllowed"
     await still_serving(raw)
+
+
+async def test_deep_nesting_and_long_selectors(raw: Raw) -> None:
+    deep = b'{"metadata":{"name":"d"},"data":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    status, body = await raw.call("POST", f"{NS}/configmaps", data=deep)
+    assert status == 400 and body["reason"] == "BadRequest"
+    status, body = await raw.get(f"{NS}/configmaps", params={"labelSelector": "a" * 4000 + " in"})
+    assert status == 400
+    await still_serving(raw)

@@ -138,3 +138,28 @@ async def test_dry_run_writes_nothing(raw: Raw) -> None:
     assert (await raw.get(f"{NS}/configmaps/d"))[1]["data"] == {"a": "1"}
     await raw.delete(f"{NS}/configmaps/d", params={"dryRun": "All"})
     assert (await raw.get(f"{NS}/configmaps/d"))[0] == 200
+
+
+async def test_workloads_and_rbac_are_stored(raw: Raw) -> None:
+    base = "/apis/apps/v1/namespaces/default/deployments"
+    dep = {"metadata": {"name": "web"}, "spec": {
+        "replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}},
+                     "spec": {"containers": [{"name": "a", "image": "x:1"},
+                                             {"name": "b", "image": "y:1"}]}}}}
+    status, created = await raw.post(base, dep)
+    assert status == 201 and created["metadata"]["generation"] == 1
+    _, patched = await raw.patch(f"{base}/web", {"spec": {"template": {"spec": {
+        "containers": [{"name": "b", "image": "y:2"}]}}}}, kind="strategic")
+    assert [c["image"] for c in patched["spec"]["template"]["spec"]["containers"]] == [
+        "x:1", "y:2"]
+    assert patched["metadata"]["generation"] == 2
+    async with raw.session.get(raw.base + base, headers={
+            "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}) as resp:
+        table = await resp.json()
+    assert table["rows"][0]["cells"][:4] == ["web", "0/2", 0, 0]  # no controller runs it
+    rbac = "/apis/rbac.authorization.k8s.io/v1/clusterroles"
+    status, _ = await raw.post(rbac, {"metadata": {"name": "reader"}, "rules": [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]})
+    assert status == 201
+    assert (await raw.get(f"{rbac}/reader"))[1]["rules"][0]["verbs"] == ["get"]

@@ -91,19 +91,54 @@ def test_apply_creates_then_configures(kubectl: Kubectl, tmp_path: Path) -> None
     assert out.strip() == "configmap/b unchanged"
 
 
-def test_apply_pod_strategic_merge(kubectl: Kubectl, tmp_path: Path) -> None:
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "1"}},
-           "spec": {"containers": [{"name": "c", "image": "busybox:1.36",
-                                    "env": [{"name": "FOO", "value": "1"}]}]}}
-    path = write(tmp_path, "p.yaml", pod)
+def test_apply_deployment_strategic_merge(kubectl: Kubectl, tmp_path: Path) -> None:
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+           "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}},
+                                 "spec": {"containers": [{
+                                     "name": "c", "image": "busybox:1.36",
+                                     "env": [{"name": "FOO", "value": "1"}]}]}}}}
+    path = write(tmp_path, "d.yaml", dep)
     kubectl("apply", "-f", str(path), "--validate=false")
-    pod["spec"]["containers"][0]["env"] = [{"name": "BAR", "value": "2"}]
-    write(tmp_path, "p.yaml", pod)
+    dep["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "BAR", "value": "2"}]
+    write(tmp_path, "d.yaml", dep)
     kubectl("apply", "-f", str(path), "--validate=false")
-    got = yaml.safe_load(kubectl("get", "pod", "p", "-o", "yaml").stdout)
-    assert got["spec"]["containers"][0]["env"] == [{"name": "BAR", "value": "2"}]
-    # Server-side defaults survive the apply (strategic merge keeps unmentioned fields).
-    assert got["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+    got = yaml.safe_load(kubectl("get", "deployment", "web", "-o", "yaml").stdout)
+    container = got["spec"]["template"]["spec"]["containers"][0]
+    # apply's strategic merge patch replaced the env entry (merge key: name)...
+    assert container["env"] == [{"name": "BAR", "value": "2"}]
+    # ...and kept the server-side defaults it never mentioned.
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert got["metadata"]["generation"] == 2
+
+
+def test_typed_generators(kubectl: Kubectl, kube_api: KubeApi) -> None:
+    # These send protobuf bodies; devkube reads them for these kinds.
+    ns = f"{kubectl.namespace}-gen"
+    kube_api.adopt_namespace(ns)
+    assert kubectl("create", "namespace", ns).stdout.strip() == f"namespace/{ns} created"
+    kubectl("create", "configmap", "cfg", "--from-literal=a=b")
+    kubectl("create", "secret", "generic", "sec", "--from-literal=k=v")
+    kubectl("create", "serviceaccount", "robot")
+    token = kubectl("create", "token", "robot", "--duration=1h").stdout.strip()
+    assert token.count(".") == 2
+    got = yaml.safe_load(kubectl("get", "configmap", "cfg", "-o", "yaml").stdout)
+    assert got["data"] == {"a": "b"}
+    got = yaml.safe_load(kubectl("get", "secret", "sec", "-o", "yaml").stdout)
+    assert got["data"] == {"k": "dg=="} and got["type"] == "Opaque"
+
+
+def test_get_prints_server_side_columns(kubectl: Kubectl, tmp_path: Path) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"nodeName": "edge-1",
+                    "containers": [{"name": "c", "image": "busybox:1.36"}]}}
+    kubectl("create", "-f", str(write(tmp_path, "p.yaml", pod)))
+    lines = kubectl("get", "pods", "-o", "wide").stdout.splitlines()
+    assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE",
+                                "NOMINATED", "NODE", "READINESS", "GATES"]
+    cells = lines[1].split()
+    assert cells[:4] == ["p", "0/1", "Pending", "0"]
+    assert cells[5:] == ["<none>", "edge-1", "<none>", "<none>"]
 
 
 def test_get_watch(kubectl: Kubectl, tmp_path: Path) -> None:

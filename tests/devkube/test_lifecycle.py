@@ -32,6 +32,10 @@ async def test_pod_graceful_deletion_on_a_node(raw: Raw) -> None:
     assert status == 200
     assert body["metadata"]["deletionGracePeriodSeconds"] == 10
     assert (await raw.get(f"{NS}/pods/bound"))[0] == 200  # waits for its kubelet
+    # Status updates during graceful termination are kept (edged reports the exit).
+    status, body = await raw.patch(f"{NS}/pods/bound/status", {"status": {"phase": "Succeeded"}})
+    assert status == 200 and body["status"]["phase"] == "Succeeded"
+    assert (await raw.get(f"{NS}/pods/bound"))[1]["status"]["phase"] == "Succeeded"
     status, body = await raw.delete(f"{NS}/pods/bound", {"gracePeriodSeconds": 0})
     assert status == 200
     assert (await raw.get(f"{NS}/pods/bound"))[0] == 404
@@ -160,3 +164,33 @@ async def test_watch_sees_namespace_cascade(raw: Raw) -> None:
     async with asyncio.timeout(10):
         await task
     assert events == ["DELETED c"]
+
+
+async def test_graceful_pod_with_finalizer(raw: Raw) -> None:
+    body = pod("held", nodeName="n1")
+    body["metadata"]["finalizers"] = ["example.com/f"]
+    await raw.post(f"{NS}/pods", body)
+    await raw.delete(f"{NS}/pods/held")
+    await raw.delete(f"{NS}/pods/held", {"gracePeriodSeconds": 0})
+    _, got = await raw.get(f"{NS}/pods/held")
+    assert got["metadata"]["deletionGracePeriodSeconds"] == 0
+    await raw.patch(f"{NS}/pods/held", {"metadata": {"finalizers": None}})
+    assert (await raw.get(f"{NS}/pods/held"))[0] == 404
+
+
+async def test_crd_noop_update_keeps_resource_version(raw: Raw) -> None:
+    crd = {"metadata": {"name": "things.ex.io"},
+           "spec": {"group": "ex.io", "scope": "Cluster",
+                    "names": {"plural": "things", "kind": "Thing"},
+                    "versions": [{"name": "v1", "served": True, "storage": True}]}}
+    _, created = await raw.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+    _, same = await raw.put("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+                            "things.ex.io", created)
+    assert same["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+
+
+async def test_every_namespace_gets_a_default_service_account(raw: Raw) -> None:
+    await raw.post("/api/v1/namespaces", {"metadata": {"name": "fresh"}})
+    status, sa = await raw.get("/api/v1/namespaces/fresh/serviceaccounts/default")
+    assert status == 200 and sa["metadata"]["uid"]
+    assert (await raw.get(f"{NS}/serviceaccounts/default"))[0] == 200

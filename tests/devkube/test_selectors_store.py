@@ -65,6 +65,8 @@ def test_store_history_resume_and_compaction() -> None:
     with pytest.raises(Expired):
         store.watch("/cm", None, None, since=5)
     store.watch("/cm", None, None, since=store.rv)  # the newest RV still resumes
+    with pytest.raises(Expired):  # an RV from another (in-memory) incarnation
+        store.watch("/cm", None, None, since=store.rv + 1)
 
 
 def test_store_selector_transitions_and_shared_lines() -> None:
@@ -81,3 +83,13 @@ def test_store_selector_transitions_and_shared_lines() -> None:
     k2, ev2 = w2.queue.get_nowait()
     assert ev2 is kinds[0][1]  # one event object fanned out, not copied
     assert ev2.line(k2) is kinds[0][1].line("ADDED")  # and encoded once
+
+
+def test_overflowing_watcher_ends_without_a_gap() -> None:
+    store = Store(watch_queue=3)
+    w = store.watch("/cm", None, None, since=store.rv)
+    for i in range(5):
+        store.put("/cm", "ns", f"o{i}", obj(f"o{i}", store.next_rv()))
+    # Nothing half-delivered: the stream just ends, and the client resumes from the last
+    # RV it saw, so the history replays every event it did not get.
+    assert w.overflowed and w.queue.get_nowait() is None and w.queue.empty()

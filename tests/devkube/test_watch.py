@@ -156,3 +156,32 @@ async def test_legacy_watch_prefix_and_http_compaction(raw: Raw) -> None:
     assert status == 200 and body["compacted"] == body["resourceVersion"]
     events = await collect(raw, f"{NS}/configmaps", {"resourceVersion": rv}, 1)
     assert events[0]["type"] == "ERROR" and events[0]["object"]["code"] == 410
+
+
+async def test_pages_are_a_consistent_snapshot(raw: Raw) -> None:
+    for i in range(5):
+        await raw.post(f"{NS}/configmaps", {"metadata": {"name": f"cm{i}"}, "data": {"v": "0"}})
+    _, first = await raw.get(f"{NS}/configmaps", params={"limit": "2"})
+    rv = first["metadata"]["resourceVersion"]
+    # Changes after the first page do not show in the later ones.
+    await raw.delete(f"{NS}/configmaps/cm3")
+    await raw.patch(f"{NS}/configmaps/cm4", {"data": {"v": "1"}})
+    await raw.post(f"{NS}/configmaps", {"metadata": {"name": "cm5"}})
+    await raw.delete(f"{NS}/configmaps/cm0")
+    items = list(first["items"])
+    params = {"limit": "2", "continue": first["metadata"]["continue"]}
+    while True:
+        _, page = await raw.get(f"{NS}/configmaps", params=params)
+        assert page["metadata"]["resourceVersion"] == rv
+        items += page["items"]
+        if not page["metadata"].get("continue"):
+            break
+        params["continue"] = page["metadata"]["continue"]
+    assert [(i["metadata"]["name"], i["data"]["v"]) for i in items] == [
+        (f"cm{i}", "0") for i in range(5)]
+    # The same snapshot, asked for directly.
+    _, exact = await raw.get(f"{NS}/configmaps",
+                             params={"resourceVersion": rv, "resourceVersionMatch": "Exact"})
+    assert [i["metadata"]["name"] for i in exact["items"]] == [f"cm{i}" for i in range(5)]
+    _, now = await raw.get(f"{NS}/configmaps")
+    assert [i["metadata"]["name"] for i in now["items"]] == ["cm1", "cm2", "cm4", "cm5"]

@@ -8,6 +8,7 @@ a failing step must be named with its cause.
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -146,3 +147,21 @@ async def test_api_step_uses_the_given_cluster(tmp_path: Path, kube_api: KubeApi
     finally:
         await stack.stop()
     assert not (tmp_path / "stack" / "devkube").exists()
+
+
+def test_missing_containerd_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rich.console import Console
+
+    from keadm.devstack import demo, requirements
+
+    # A machine without containerd, where scripts/setup cannot run (not Debian).
+    monkeypatch.setattr(requirements, "missing_requirements", lambda: ["/usr/bin/containerd"])
+    monkeypatch.setattr(requirements, "is_debian", lambda: False)
+    buf = io.StringIO()
+    code = demo._check_requirements(Console(file=buf, width=200), tmp_path)
+    text = buf.getvalue()
+    assert code == demo.EXIT_REQUIREMENTS
+    assert "containerd needs: /usr/bin/containerd" in text
+    assert "scripts/setup" in text and "apt-get install containerd" in text

@@ -141,7 +141,9 @@ class CloudStandIn(CloudAnswers):
                 self.acks.append(msg)
                 continue
             if not self.online:
-                continue  # lost on the way: metamanager's send_sync times out
+                # edgehub refuses to send while the link is down
+                ctx.send_resp(msg.response("the cloud is not connected", operation=c.OP_ERROR))
+                continue
             self.requests.append(msg)
             ctx.send_resp(self.answer(msg))
 
@@ -159,8 +161,10 @@ class CloudStandIn(CloudAnswers):
         await self.ctx.send(c.MOD_METAMANAGER, msg)
 
     async def set_connected(self, connected: bool) -> None:
+        """edgehub's notice to meta and edged; the link itself drops requests while down."""
         assert self.ctx is not None
-        self.online = connected
+        if connected:
+            self.online = True
         msg = Message.new(
             source=c.SOURCE_EDGEHUB_NOTICE,
             group=c.GROUP_META,
@@ -171,6 +175,15 @@ class CloudStandIn(CloudAnswers):
         for module in (c.MOD_METAMANAGER, c.MOD_EDGED):
             if module in self.ctx.modules():
                 await self.ctx.send(module, msg.copy())
+        if not connected:
+            # Let metamanager take the notice before requests start to vanish.
+            await wait_for(lambda: not self._metamanager_connected(), what="disconnect seen")
+            self.online = False
+
+    def _metamanager_connected(self) -> bool:
+        return self.connected_probe() if self.connected_probe else False
+
+    connected_probe: Callable[[], bool] | None = None
 
 
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
@@ -216,6 +229,7 @@ class EdgeStack:
             asyncio.create_task(mm.start(ctx), name="metamanager"),
             asyncio.create_task(cloud.run(ctx), name="cloud"),
         ]
+        cloud.connected_probe = lambda: mm.cloud_connected
         stack = cls(ctx, cloud, mm, MetaClient(ctx, timeout=10.0), tasks)
         await wait_for(lambda: mm.store is not None and cloud.ctx is not None, what="stack")
         await cloud.set_connected(True)
@@ -296,7 +310,7 @@ def make_pod(name: str, containers: list[dict[str, Any]], **spec: Any) -> dict[s
         "spec": {
             "containers": containers,
             "restartPolicy": "Always",
-            "terminationGracePeriodSeconds": 2,
+            "terminationGracePeriodSeconds": 1,
             **spec,
         },
         "status": {"phase": "Pending"},

@@ -117,3 +117,128 @@ async def test_module_registers_node_and_runs_pods_from_metamanager(
         for sb in await cri.list_pod_sandbox(L.owned(name)):
             await cri.stop_pod_sandbox(sb.id)
             await cri.remove_pod_sandbox(sb.id)
+
+
+async def test_node_already_registered_is_read_back(
+    containerd: DevContainerd, cri: CRIClient, tmp_path: Path
+) -> None:
+    from edgecore.edged.node import NodeAgent
+
+    stack = await EdgeStack.start(tmp_path / "edgecore.db")
+    try:
+        settings = make_settings(containerd, tmp_path / "kubelet")
+        existing = {
+            "metadata": {"name": settings.node_name, "uid": "node-uid-1", "labels": {}},
+            "status": {"conditions": []},
+        }
+        stack.cloud.nodes[settings.node_name] = existing
+        agent = NodeAgent(cri, stack.meta, settings)
+        await agent.register()
+        assert stack.cloud.ops("node") == ["insert", "query"]  # AlreadyExists -> get
+        assert agent.node is not None and agent.node["metadata"]["uid"] == "node-uid-1"
+        assert await agent.renew_lease()
+        assert stack.cloud.ops("lease") == ["query", "insert"]
+        lease = stack.cloud.leases[settings.node_name]
+        assert lease["metadata"]["ownerReferences"][0]["uid"] == "node-uid-1"
+        assert await agent.report_status()  # the stored node had no conditions: a patch
+        patch = stack.cloud.node_patches()[-1]
+        assert {x["type"] for x in patch["status"]["conditions"]} == {
+            "MemoryPressure",
+            "DiskPressure",
+            "PIDPressure",
+            "Ready",
+        }
+        assert not await agent.report_status()  # nothing changed: nothing sent
+    finally:
+        await stack.stop()
+
+
+async def test_bad_messages_are_logged_not_fatal(
+    containerd: DevContainerd, cri: CRIClient, tmp_path: Path
+) -> None:
+    from beehive.message import Message
+
+    stack = await EdgeStack.start(tmp_path / "edgecore.db", with_edged_queue=True)
+    settings = make_settings(containerd, tmp_path / "kubelet")
+    edged = Edged(settings)
+    task = asyncio.create_task(edged.start(stack.ctx))
+    try:
+        await wait_for(
+            lambda: edged.runtime is not None and edged.node is not None, what="edged started"
+        )
+        runtime = edged.runtime
+        assert runtime is not None
+        bad = [
+            Message.new(
+                source="metamanager",
+                group="meta",
+                operation="insert",
+                resource="no-type",
+                content={},
+            ),
+            Message.new(
+                source="metamanager",
+                group="meta",
+                operation="insert",
+                resource="default/pod/x",
+                content="not a pod",
+            ),
+            Message.new(
+                source="metamanager",
+                group="meta",
+                operation="insert",
+                resource="default/pod/y",
+                content={"metadata": {"name": "y"}},
+            ),
+        ]
+        for msg in bad:
+            await stack.ctx.send("edged", msg)
+        pod = make_pod(
+            "legacy",
+            [
+                {
+                    "name": "c",
+                    "image": "busybox",
+                    "imagePullPolicy": "Never",
+                    "command": ["sleep", "3600"],
+                }
+            ],
+            nodeName=settings.node_name,
+        )
+        uid = pod["metadata"]["uid"]
+        await stack.ctx.send(
+            "edged",
+            Message.new(
+                source="metamanager",
+                group="meta",
+                operation="insert",
+                resource="default/pod/legacy",
+                content=pod,
+            ),
+        )
+        await wait_for(lambda: uid in runtime.pods, what="pod accepted after bad messages")
+        # The legacy delete form carries the pod UID as a plain string.
+        await stack.ctx.send(
+            "edged",
+            Message.new(
+                source="metamanager",
+                group="meta",
+                operation="delete",
+                resource="default/pod/legacy",
+                content=uid,
+            ),
+        )
+        await wait_for(lambda: uid not in runtime.pods, what="legacy delete applied")
+        assert not task.done()
+        sel = {**L.owned(settings.node_name), L.POD_UID: uid}
+
+        async def gone() -> bool:
+            return not await cri.list_pod_sandbox(sel) and not await cri.list_containers(sel)
+
+        await wait_for(gone, what="legacy-deleted pod removed")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await edged.cleanup()
+        await stack.stop()

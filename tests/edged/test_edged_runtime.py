@@ -7,6 +7,7 @@ as cloudcore does (edged/helpers.py).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 from pathlib import Path
@@ -16,7 +17,8 @@ import pytest
 
 from edgecore.edged import labels as L
 from edgecore.edged.cri import CRIClient, pb
-from edgecore.edged.devcontainerd import DevContainerd
+from edgecore.edged.devcontainerd import DevContainerd, DevContainerdSettings
+from edgecore.edged.errors import CRIError
 from edgecore.edged.runtime import PodRuntime
 from edged.helpers import (
     EdgeStack,
@@ -430,3 +432,329 @@ async def test_containers_of_unknown_pods_are_collected(
         await wait_for(gone, what="orphan collected")
     finally:
         await teardown_runtime(second)
+
+
+async def test_missing_secret_waits_then_starts_when_it_arrives(
+    runtime: PodRuntime, stack: EdgeStack
+) -> None:
+    pod = make_pod(
+        "needs-secret",
+        [
+            {
+                "name": "c",
+                "image": IMAGE,
+                "imagePullPolicy": "Never",
+                "command": ["sh", "-c", "echo $PASSWORD; exec sleep 3600"],
+                "env": [
+                    {
+                        "name": "PASSWORD",
+                        "valueFrom": {"secretKeyRef": {"name": "late", "key": "password"}},
+                    }
+                ],
+            },
+            {
+                "name": "ghost",
+                "image": "kubeedge-py.local/does-not-exist:1",
+                "imagePullPolicy": "Never",
+            },
+        ],
+    )
+    uid = pod["metadata"]["uid"]
+    runtime.upsert_pod(pod)
+
+    def waiting(name: str, reason: str) -> dict[str, Any] | None:
+        st = runtime.pod_status(uid)
+        if not st:
+            return None
+        state = container_status(st, name)["state"]
+        return st if state.get("waiting", {}).get("reason") == reason else None
+
+    st = await wait_for(lambda: waiting("c", "CreateContainerConfigError"), what="config error")
+    assert "late" in container_status(st, "c")["state"]["waiting"]["message"]
+    st = await wait_for(lambda: waiting("ghost", "ErrImageNeverPull"), what="never pull")
+    assert st["phase"] == "Pending"
+    assert find_condition(st, "Ready")["status"] == "False"
+
+    await stack.put(
+        "secret",
+        {
+            "kind": "Secret",
+            "metadata": {"name": "late", "namespace": "default"},
+            "data": {"password": base64.b64encode(b"s3cret").decode()},
+        },
+    )
+    runtime.config_changed("secret", "default", "late")
+    st = await wait_for(
+        lambda: (
+            (s := runtime.pod_status(uid)) and "running" in container_status(s, "c")["state"] and s
+        ),
+        what="container started once the secret arrived",
+    )
+    assert "waiting" in container_status(st, "ghost")["state"]
+
+
+async def test_shared_volumes_env_from_and_limits(
+    runtime: PodRuntime, stack: EdgeStack, cri: CRIClient, tmp_path: Path
+) -> None:
+    await stack.put(
+        "configmap",
+        {
+            "kind": "ConfigMap",
+            "metadata": {"name": "settings", "namespace": "default"},
+            "data": {"MODE": "edge", "LEVEL": "3"},
+        },
+    )
+    host_dir = tmp_path / "host-data"
+    pod = make_pod(
+        "sharing",
+        [
+            {
+                "name": "writer",
+                "image": IMAGE,
+                "imagePullPolicy": "Never",
+                "command": [
+                    "sh",
+                    "-c",
+                    "echo $CFG_MODE-$CFG_LEVEL > /shared/msg; "
+                    "echo host > /host/file; exec sleep 3600",
+                ],
+                "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "CFG_"}],
+                "volumeMounts": [
+                    {"name": "shared", "mountPath": "/shared"},
+                    {"name": "host", "mountPath": "/host"},
+                ],
+                "resources": {"limits": {"cpu": "250m", "memory": "64Mi"}},
+            },
+            {
+                "name": "reader",
+                "image": IMAGE,
+                "imagePullPolicy": "Never",
+                "command": ["sh", "-c", "exec sleep 3600"],
+                "volumeMounts": [{"name": "shared", "mountPath": "/data", "readOnly": True}],
+            },
+        ],
+        volumes=[
+            {"name": "shared", "emptyDir": {}},
+            {"name": "host", "hostPath": {"path": str(host_dir), "type": "DirectoryOrCreate"}},
+        ],
+    )
+    uid = pod["metadata"]["uid"]
+    runtime.upsert_pod(pod)
+    st = await wait_for(lambda: _ready(runtime, uid), what="both containers Ready")
+    reader = container_status(st, "reader")["containerID"].split("://")[1]
+    writer = container_status(st, "writer")["containerID"].split("://")[1]
+
+    async def shared() -> bool:
+        code, out = await cri.exec_sync(reader, ["cat", "/data/msg"], 5)
+        return code == 0 and out.strip() == b"edge-3"
+
+    await wait_for(shared, what="emptyDir shared between containers")
+    await wait_for(lambda: (host_dir / "file").exists(), what="hostPath written")
+    code, _ = await cri.exec_sync(reader, ["touch", "/data/x"], 5)
+    assert code != 0  # readOnly mount
+    code, out = await cri.exec_sync(
+        writer, ["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"], 5
+    )
+    if code != 0:  # cgroup v2 layout
+        code, out = await cri.exec_sync(writer, ["cat", "/sys/fs/cgroup/memory.max"], 5)
+    assert code == 0 and int(out.strip()) == 64 * 2**20
+
+
+async def test_startup_probe_gates_readiness(runtime: PodRuntime) -> None:
+    pod = make_pod(
+        "slow-start",
+        [
+            {
+                "name": "c",
+                "image": IMAGE,
+                "imagePullPolicy": "Never",
+                "command": ["sh", "-c", "sleep 2; touch /tmp/started; exec sleep 3600"],
+                "startupProbe": {
+                    "exec": {"command": ["cat", "/tmp/started"]},
+                    "periodSeconds": 1,
+                    "failureThreshold": 30,
+                },
+                "livenessProbe": {
+                    "exec": {"command": ["cat", "/tmp/started"]},
+                    "periodSeconds": 1,
+                    "failureThreshold": 1,
+                },
+            }
+        ],
+    )
+    uid = pod["metadata"]["uid"]
+    runtime.upsert_pod(pod)
+    st = await wait_for(
+        lambda: (s := runtime.pod_status(uid)) and s["phase"] == "Running" and s,
+        what="Running",
+    )
+    # Running but not ready while the startup probe has not passed (the liveness
+    # probe, which would fail now, is not run yet either).
+    assert container_status(st, "c")["ready"] is False
+    assert container_status(st, "c")["started"] is False
+    st = await wait_for(lambda: _ready(runtime, uid), what="Ready after startup")
+    assert container_status(st, "c")["started"] is True
+    assert container_status(st, "c")["restartCount"] == 0
+
+
+async def test_image_pull_failure_is_reported_and_backed_off(
+    runtime: PodRuntime, stack: EdgeStack
+) -> None:
+    # ".invalid" never resolves (RFC 6761): the pull fails at once, with or without network.
+    image = "kubeedge-py.invalid/busybox:1.0"
+    pod = make_pod(
+        "unpullable",
+        [{"name": "c", "image": image, "imagePullPolicy": "IfNotPresent"}],
+    )
+    runtime.upsert_pod(pod)
+
+    def reasons() -> list[str]:
+        out = []
+        for p in stack.cloud.pod_patches("unpullable"):
+            for cs in p["status"].get("containerStatuses") or []:
+                out.append((cs["state"].get("waiting") or {}).get("reason", ""))
+        return out
+
+    # ErrImagePull, then ImagePullBackOff while waiting, then a new attempt (ErrImagePull).
+    await wait_for(
+        lambda: (
+            reasons()[-3:] == ["ErrImagePull", "ImagePullBackOff", "ErrImagePull"]
+            or reasons().count("ErrImagePull") >= 2
+        ),
+        timeout=30,
+        what="pull retried after its back-off",
+    )
+    assert "ImagePullBackOff" in reasons()
+    pulls = [p for p in stack.cloud.pod_patches("unpullable") if "phase" in p["status"]]
+    assert all(p["status"]["phase"] == "Pending" for p in pulls)
+
+
+async def test_host_port_reaches_the_pod(tmp_path: Path, stack: EdgeStack) -> None:
+    # A containerd of its own, with the CNI portmap plugin (opt-in: it needs iptables).
+    from edgecore.edged.devcontainerd import _portmap_chains_exist
+
+    chains_before = _portmap_chains_exist()
+    ctrd = DevContainerd(
+        tmp_path / "ctrd", settings=DevContainerdSettings(host_ports=True, subnet="10.87.1.0/24")
+    )
+    await ctrd.start()
+    client = CRIClient(ctrd.endpoint)
+    rt = PodRuntime(client, stack.meta, make_settings(ctrd, tmp_path / "kubelet"))
+    try:
+        await ctrd.import_local_images()
+        await rt.start()
+        port = _free_port()
+        pod = make_pod(
+            "published",
+            [
+                {
+                    "name": "web",
+                    "image": IMAGE,
+                    "imagePullPolicy": "Never",
+                    "command": ["httpd", "-f", "-p", "8080", "-h", "/etc"],
+                    "ports": [{"containerPort": 8080, "hostPort": port}],
+                }
+            ],
+        )
+        uid = pod["metadata"]["uid"]
+        rt.upsert_pod(pod)
+        st = await wait_for(lambda: _ready(rt, uid), what="Ready")
+        assert st["podIP"].startswith("10.87.1.")
+
+        async def answered() -> bytes | None:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                return None
+            writer.write(b"GET /hosts HTTP/1.0\r\n\r\n")
+            await writer.drain()
+            line = await reader.readline()
+            writer.close()
+            return line or None
+
+        line = await wait_for(answered, what="hostPort answered")
+        assert line.startswith(b"HTTP/1.") and b" 200 " in line
+    finally:
+        await teardown_runtime(rt)
+        await client.close()
+        await ctrd.stop()
+    assert _portmap_chains_exist() == chains_before  # nothing left behind
+
+
+async def test_dead_sandbox_is_replaced_and_restarts_count(
+    runtime: PodRuntime, cri: CRIClient
+) -> None:
+    pod = make_pod(
+        "phoenix",
+        [
+            {
+                "name": "c",
+                "image": IMAGE,
+                "imagePullPolicy": "Never",
+                "command": ["sh", "-c", "exec sleep 3600"],
+            }
+        ],
+    )
+    uid = pod["metadata"]["uid"]
+    runtime.upsert_pod(pod)
+    st = await wait_for(lambda: _ready(runtime, uid), what="Ready")
+    first_ip = st["podIP"]
+    (sandbox,) = await cri.list_pod_sandbox({L.POD_UID: uid})
+    await cri.stop_pod_sandbox(sandbox.id)  # the sandbox dies under edged's feet
+
+    def replaced() -> dict[str, Any] | None:
+        s = runtime.pod_status(uid)
+        if s and _ready(runtime, uid) and container_status(s, "c")["restartCount"] == 1:
+            return s
+        return None
+
+    st = await wait_for(replaced, what="new sandbox and container")
+    sandboxes = await cri.list_pod_sandbox({L.POD_UID: uid})
+    assert [s.metadata.attempt for s in sandboxes] == [1]
+    assert st["podIP"] and first_ip
+
+
+async def test_containerd_restart_keeps_pods_and_container_ids(
+    tmp_path: Path, stack: EdgeStack
+) -> None:
+    ctrd = DevContainerd(tmp_path / "ctrd", settings=DevContainerdSettings(subnet="10.86.1.0/24"))
+    await ctrd.start()
+    client = CRIClient(ctrd.endpoint)
+    rt = PodRuntime(client, stack.meta, make_settings(ctrd, tmp_path / "kubelet"))
+    try:
+        await ctrd.import_local_images()
+        await rt.start()
+        pod = make_pod(
+            "steady",
+            [
+                {
+                    "name": "c",
+                    "image": IMAGE,
+                    "imagePullPolicy": "Never",
+                    "command": ["sh", "-c", "exec sleep 3600"],
+                }
+            ],
+        )
+        uid = pod["metadata"]["uid"]
+        rt.upsert_pod(pod)
+        st = await wait_for(lambda: _ready(rt, uid), what="Ready")
+        cid = container_status(st, "c")["containerID"]
+
+        await ctrd.stop(remove_pods=False)  # the daemon goes away, the shims stay
+        with pytest.raises(CRIError):
+            await rt.relist()  # edged sees the runtime gone ...
+        await ctrd.start()
+        rt.workers.poke(uid)  # ... and syncs against it again once it is back
+        await rt.workers.wait_idle()
+        st = await wait_for(lambda: _ready(rt, uid), what="Ready after the restart")
+        assert container_status(st, "c")["containerID"] == cid
+        assert container_status(st, "c")["restartCount"] == 0
+        (container,) = await client.list_containers({L.POD_UID: uid})
+        assert f"containerd://{container.id}" == cid
+        assert container.state == pb.CONTAINER_RUNNING
+        code, _ = await client.exec_sync(container.id, ["true"], 5)
+        assert code == 0
+    finally:
+        await teardown_runtime(rt)
+        await client.close()
+        await ctrd.stop()

@@ -145,3 +145,19 @@ async def test_a_certificate_of_another_node_is_not_reused(cloudhub: Cloud, tmp_
 
     with pytest.raises(InvalidToken, match="no client certificate and no bootstrap token"):
         await bootstrap.ensure_certificates(spoof)
+
+
+async def test_rotation_against_our_https_server(cloudhub: Cloud, tmp_path: Path) -> None:
+    from cryptography import x509
+
+    from edgecore.edgehub import bootstrap
+
+    settings = _settings(cloudhub, tmp_path, "edge-rot")
+    await bootstrap.ensure_certificates(settings)
+    before = x509.load_pem_x509_certificate(settings.tls_cert_file.read_bytes())
+    settings.token = ""  # rotation is authenticated by the client certificate alone
+    info = await bootstrap.rotate(settings)
+    after = x509.load_pem_x509_certificate(settings.tls_cert_file.read_bytes())
+    assert after.serial_number != before.serial_number
+    assert info.common_name == "system:node:edge-rot"
+    assert bootstrap.load_client_cert(settings) is not None

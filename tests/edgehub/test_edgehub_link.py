@@ -251,3 +251,27 @@ async def test_expired_certificate_is_reported_and_renewed_with_a_new_token(
         assert [i.auth for i in minicloud.issued] == ["token", "token"]
         assert minicloud.upgrades[1].client_serial == minicloud.issued[1].serial
         assert not token_file.exists()
+
+
+async def test_a_bug_in_one_message_costs_only_the_session(
+    minicloud: MiniCloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgecore.edgehub import routing
+
+    real = routing.route_downstream
+
+    def faulty(msg: Message) -> routing.Decision:
+        if msg.resource == "boom/x/y":
+            raise RuntimeError("injected fault")
+        return real(msg)
+
+    monkeypatch.setattr(routing, "route_downstream", faulty)
+    async with EdgeRunner(edge_settings(minicloud, tmp_path)) as edge:
+        await wait_until(edge.hub.connected.is_set)
+        await minicloud.send(
+            Message.new(
+                source="edgecontroller", group="resource", operation="update", resource="boom/x/y"
+            )
+        )
+        await minicloud.wait_for(lambda: len(minicloud.upgrades) == 2, timeout=5)
+        assert edge.exit_code is None

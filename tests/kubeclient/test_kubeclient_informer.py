@@ -91,7 +91,7 @@ async def test_relist_on_gone_synthesises_deltas(
     kube_proxy: ApiProxy, proxied: kubeclient.KubeClient, ns: str
 ) -> None:
     """Changes made while the watch is down arrive as add/update/delete after a 410."""
-    for name in ("keep", "change", "remove"):
+    for name in ("keep", "change", "remove", "reborn"):
         await proxied.create(CONFIGMAPS, cm(name, v="0"), ns)
     inf = kubeclient.Informer(proxied, CONFIGMAPS, namespace=ns)
     rec = Recorder(inf)
@@ -105,16 +105,22 @@ async def test_relist_on_gone_synthesises_deltas(
         await proxied.patch(CONFIGMAPS, "change", {"data": {"v": "1"}}, ns)
         await proxied.delete(CONFIGMAPS, "remove", ns)
         await proxied.create(CONFIGMAPS, cm("added", v="1"), ns)
+        await proxied.delete(CONFIGMAPS, "reborn", ns)
+        await proxied.create(CONFIGMAPS, cm("reborn", v="2"), ns)
         assert rec.events == []  # nothing seen while disconnected
         kube_proxy.resume_watches(gone=True)  # held watch gets "410 Expired"
 
         await eventually(lambda: inf.list_count == 2)
-        await eventually(lambda: len(rec.events) >= 3)
+        await eventually(lambda: len(rec.events) >= 5)
         assert sorted(rec.events) == [
             ("add", "added", {"v": "1"}),
+            ("add", "reborn", {"v": "2"}),
+            ("delete", "reborn", {"v": "0"}),  # a new UID: delete + add, not update
             ("delete", "remove", {"v": "0"}),  # last known state
             ("update", "change", {"v": "1"}),
         ]
+        reborn = [e for e in rec.events if e[1] == "reborn"]
+        assert [e[0] for e in reborn] == ["delete", "add"]
         # ...and the informer keeps watching after the relist.
         await proxied.patch(CONFIGMAPS, "keep", {"data": {"v": "9"}}, ns)
         await eventually(lambda: ("update", "keep", {"v": "9"}) in rec.events)

@@ -88,13 +88,29 @@ async def connect_kube(cfg: Any) -> Any:
 
 def build_registry(cfg: Any, kube: Any) -> Registry:
     """The cloud modules in start order (cloudhub first: the others send to it)."""
+    from cloudcore.cloudhub.handler import ConnectionHandler
+    from cloudcore.cloudhub.module import HubDeps, session_handler
+    from cloudcore.cloudhub.nodeindex import CacheFirstNodeObjectIndex, KubeNodeObjectIndex
     from cloudcore.devicecontroller import DeviceController
     from cloudcore.edgecontroller import EdgeController, EdgeControllerSettings
+    from cloudcore.edgecontroller.objectindex import NotSynced
     from cloudcore.synccontroller.module import SyncController
 
+    edge = EdgeController(kube, settings=EdgeControllerSettings.from_config(cfg))
+
+    def handler(deps: HubDeps) -> ConnectionHandler:
+        # Node authorization answers from the edgecontroller's caches, and
+        # from the API server only until they are synced.
+        index = None
+        if deps.kube is not None:
+            index = CacheFirstNodeObjectIndex(
+                edge.object_index(), KubeNodeObjectIndex(deps.kube), not_ready=NotSynced
+            )
+        return session_handler(deps, node_index=index)
+
     registry = Registry()
-    registry.register(CloudHub(cfg, kube=kube))
-    registry.register(EdgeController(kube, settings=EdgeControllerSettings.from_config(cfg)))
+    registry.register(CloudHub(cfg, kube=kube, handler_factory=handler))
+    registry.register(edge)
     registry.register(DeviceController(kube))
     registry.register(SyncController(kube))
     return registry

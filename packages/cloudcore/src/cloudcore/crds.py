@@ -27,7 +27,7 @@ CRD_GROUPS = ("reliablesyncs", "devices")
 
 
 def find_crd_dir() -> Path:
-    """``$KUBEEDGE_CRD_DIR`` or the ``deploy/crds`` of the source tree.
+    """``$KUBEEDGE_CRD_DIR``, or the ``deploy/crds`` of the source tree or working dir.
 
     Raises:
         FileNotFoundError: neither exists.
@@ -35,7 +35,9 @@ def find_crd_dir() -> Path:
     env = os.environ.get("KUBEEDGE_CRD_DIR")
     if env:
         return Path(env)
-    for parent in Path(__file__).resolve().parents:
+    # The source tree (imported from packages/cloudcore/src), then the working
+    # directory (an installed cloudcore run from a checkout).
+    for parent in [*Path(__file__).resolve().parents, Path.cwd()]:
         candidate = parent / "deploy" / "crds"
         if candidate.is_dir():
             return candidate

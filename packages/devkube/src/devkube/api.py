@@ -17,7 +17,7 @@ import logging
 import secrets as pysecrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -80,6 +80,8 @@ class Api:
         for ns in DEFAULT_NAMESPACES:
             if store.get(resources.NAMESPACES_KEY, "", ns) is None:
                 self.create(ns_info, None, {"metadata": {"name": ns}})
+            else:
+                self._ensure_default_service_account(ns)
 
     def info(self, group: str, version: str, plural: str) -> ResourceInfo:
         found = self.registry.lookup(group, version, plural)
@@ -104,27 +106,39 @@ class Api:
         *,
         limit: int | None = None,
         continue_: str | None = None,
+        exact_rv: int | None = None,
     ) -> ListResult:
+        """A list at the current resourceVersion, or at ``exact_rv``, or continuing a
+        paginated list at its first page's resourceVersion (a consistent snapshot, as
+        etcd gives kube-apiserver; 410 Expired once that version is compacted)."""
         rv = self.store.rv
         start: tuple[str, str] | None = None
+        snapshot_at: int | None = exact_rv
+        source: Iterable[tuple[tuple[str, str], Obj]]
         if continue_:
             try:
                 token = json.loads(base64.b64decode(continue_))
                 start = (str(token["start"][0]), str(token["start"][1]))
-                token_rv = int(token["rv"])
+                snapshot_at = int(token["rv"])
             except (ValueError, KeyError, TypeError, IndexError, binascii.Error) as exc:
                 raise errors.bad_request(f"continue key is not valid: {exc}") from exc
-            if token_rv < self.store.compacted:
-                raise errors.expired(
-                    "The provided continue parameter is too old to display a consistent list "
-                    "result. You can start a new list without the continue parameter."
-                )
-            # Pages after the first reflect the current state, not a snapshot at token_rv
-            # (documented limit); the list RV stays the one of the first page.
-            rv = token_rv
+        if snapshot_at is not None and snapshot_at != rv:
+            try:
+                source = self.store.snapshot(info.key, namespace, snapshot_at).items()
+            except Expired as exc:
+                if continue_:
+                    raise errors.expired(
+                        "The provided continue parameter is too old to display a consistent "
+                        "list result. You can start a new list without the continue parameter."
+                    ) from exc
+                raise errors.expired(f"too old resource version: {snapshot_at} "
+                                     f"({self.store.compacted})") from exc
+            rv = snapshot_at
+        else:
+            source = self.store.items(info.key, namespace)
         matched = sorted(
             (key, obj)
-            for key, obj in self.store.items(info.key, namespace)
+            for key, obj in source
             if (start is None or key > start)
             and labels_match(labels, obj)
             and fields_match(fields, obj)
@@ -263,7 +277,16 @@ class Api:
         self.store.put(info.key, ns, name, obj)
         if info.key == resources.CRDS_KEY:
             self._crd_changed(obj)
+        elif info.key == resources.NAMESPACES_KEY:
+            self._ensure_default_service_account(name)
         return obj
+
+    def _ensure_default_service_account(self, namespace: str) -> None:
+        """The serviceaccounts controller's job, done inline: every namespace has a
+        ``default`` ServiceAccount (pods run as it; TokenRequests name it)."""
+        if self.store.get(resources.SERVICEACCOUNTS_KEY, namespace, "default") is None:
+            self.create(self.info("", "v1", "serviceaccounts"), namespace,
+                        {"metadata": {"name": "default"}})
 
     def _validate_name(self, info: ResourceInfo, name: str, obj: Obj) -> None:
         problems = validation.name_errors(info.kind, name)
@@ -292,10 +315,19 @@ class Api:
 
     # -- defaults (the parts of kube's defaulting and PrepareForCreate clients rely on) --
 
-    def _defaults(self, info: ResourceInfo, obj: Obj, *, create: bool) -> None:
+    def _defaults(
+        self, info: ResourceInfo, obj: Obj, *, create: bool, old: Obj | None = None
+    ) -> None:
         if info.group:
             if info.key == resources.CRDS_KEY:
-                self._crd_status(obj)
+                self._crd_status(obj, old)
+            elif info.group == "apps" and info.crd is None:
+                template = (obj.get("spec") or {}).get("template")
+                if isinstance(template, dict):
+                    # Pod templates get the pod defaults, as kube's defaulting does.
+                    _pod_defaults(template, create=False)
+                    if create:
+                        obj.setdefault("status", {})
             return
         kind = info.kind
         if kind == "Namespace":
@@ -307,7 +339,8 @@ class Api:
         elif kind == "Pod":
             _pod_defaults(obj, create=create)
         elif kind == "Secret":
-            obj.setdefault("type", "Opaque")
+            if not obj.get("type"):
+                obj["type"] = "Opaque"
             string_data = obj.pop("stringData", None)
             data = obj.get("data") or {}
             for key, value in data.items():
@@ -357,13 +390,18 @@ class Api:
                 return ip
         raise errors.internal("service cluster IP range is full")
 
-    def _crd_status(self, crd: Obj) -> None:
+    def _crd_status(self, crd: Obj, old: Obj | None = None) -> None:
         spec = crd.get("spec") or {}
         names = dict(spec.get("names") or {})
         names.setdefault("singular", str(names.get("kind", "")).lower())
         names.setdefault("listKind", f"{names.get('kind', '')}List")
         now = rfc3339(self.clock())
         storage = [v["name"] for v in spec.get("versions") or [] if v.get("storage")]
+        if old is not None and (old.get("status") or {}).get("conditions"):
+            # Established once: keep the conditions (and their transition times) so a
+            # no-op update stays a no-op.
+            crd["status"] = {**old["status"], "acceptedNames": names}
+            return
         crd["status"] = {
             "conditions": [
                 {"type": "NamesAccepted", "status": "True", "lastTransitionTime": now,
@@ -489,11 +527,11 @@ class Api:
             new.setdefault("spec", old.get("spec", {}))
         if info.key == resources.CRDS_KEY:
             self._validate_name(info, name, new)
-        self._defaults(info, new, create=False)
+        self._defaults(info, new, create=False, old=old)
         meta["resourceVersion"] = old_meta["resourceVersion"]
         if new == old:
             return old  # a no-op update writes nothing and sends no event, like kube
-        if old_meta.get("deletionTimestamp") and not meta.get("finalizers"):
+        if _should_delete_during_update(old_meta, meta):
             if dry_run:
                 return new
             return self._remove(info, ns, name, new)
@@ -751,9 +789,21 @@ class Api:
         return self.store.compact(rv)
 
 
+def _should_delete_during_update(old_meta: dict[str, Any], new_meta: dict[str, Any]) -> bool:
+    """kube's Store.shouldDeleteDuringUpdate: the update removed the last finalizer of an
+    object being deleted whose grace period is over (graceful pods stay until kubelet)."""
+    return (
+        not new_meta.get("finalizers")
+        and bool(old_meta.get("finalizers"))
+        and bool(old_meta.get("deletionTimestamp"))
+        and not old_meta.get("deletionGracePeriodSeconds")
+    )
+
+
 def _tracks_generation(info: ResourceInfo) -> bool:
-    """kube sets metadata.generation on custom resources and CRDs, not on core/v1 kinds."""
-    return info.crd is not None or info.key == resources.CRDS_KEY
+    """kube sets metadata.generation on custom resources, CRDs and workloads (apps/v1),
+    not on core/v1 kinds."""
+    return info.crd is not None or info.key == resources.CRDS_KEY or info.group == "apps"
 
 
 def _spec_part(obj: Obj) -> Any:

@@ -34,6 +34,9 @@ from devkube.tokens import TokenIssuer
 
 T = TypeVar("T")
 
+# Seconds stop() waits for requests in flight before cancelling them.
+SHUTDOWN_TIMEOUT = 5.0
+
 
 def kubeconfig_dict(server: str, token: str, ca_file: Path | None = None) -> dict[str, Any]:
     cluster: dict[str, Any] = {"server": server}
@@ -152,7 +155,11 @@ class DevKube:
             bookmark_interval=self._bookmark_interval,
         )
         app = make_app(self.api, cfg)
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        # Open watches are ended by stop() before cleanup, so the runner's graceful
+        # shutdown only waits for ordinary requests.
+        self._runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.address, self.port, ssl_context=ssl_ctx)
         await site.start()
@@ -164,10 +171,13 @@ class DevKube:
         if self._kubeconfig is None:
             self._kubeconfig = self._workdir() / "kubeconfig"
         self._kubeconfig.parent.mkdir(parents=True, exist_ok=True)
-        self._kubeconfig.write_text(
+        # Written aside and renamed: whoever polls for the file never reads half of it.
+        partial = self._kubeconfig.with_name(self._kubeconfig.name + ".partial")
+        partial.write_text(
             yaml.safe_dump(kubeconfig_dict(self.url, self._token, self.ca_file), sort_keys=False)
         )
-        self._kubeconfig.chmod(0o600)
+        partial.chmod(0o600)
+        partial.replace(self._kubeconfig)
 
     async def stop(self) -> None:
         if self.api is not None:

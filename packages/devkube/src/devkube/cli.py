@@ -41,14 +41,15 @@ def serve(
             address=address, port=port, kubeconfig=kubeconfig, data_dir=data_dir, tls=tls,
             token=token,
         )
-        await kube.start()
-        logging.getLogger("devkube").info(
-            "serving %s, kubeconfig %s", kube.url, kube.kubeconfig
-        )
+        # Handlers first: whoever sees the kubeconfig may signal us right away.
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        await kube.start()
+        logging.getLogger("devkube").info(
+            "serving %s, kubeconfig %s", kube.url, kube.kubeconfig
+        )
         try:
             await stop.wait()
         finally:

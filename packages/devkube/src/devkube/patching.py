@@ -210,6 +210,14 @@ STRATEGIES: dict[str, dict[str, str]] = {
     "Namespace": {**_META, "status.conditions": "type"},
     "Service": {**_META, "spec.ports": "port", "status.conditions": "type"},
     "ServiceAccount": {**_META, "secrets": "name", "imagePullSecrets": "name"},
+    **{
+        kind: {
+            **_META,
+            **{f"spec.template.spec.{k}": v for k, v in _POD_SPEC.items()},
+            "status.conditions": "type",
+        }
+        for kind in ("Deployment", "DaemonSet", "ReplicaSet", "StatefulSet")
+    },
 }
 
 

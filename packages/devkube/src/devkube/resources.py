@@ -132,6 +132,28 @@ BUILTINS: tuple[ResourceInfo, ...] = (
         kind="Lease",
         namespaced=True,
     ),
+    # Stored and served, but no controller acts on them (no pods from a Deployment).
+    *(
+        ResourceInfo(group="apps", version="v1", plural=plural, singular=singular, kind=kind,
+                     namespaced=True, short_names=short, subresources=frozenset({"status"}),
+                     categories=("all",))
+        for plural, singular, kind, short in (
+            ("deployments", "deployment", "Deployment", ("deploy",)),
+            ("daemonsets", "daemonset", "DaemonSet", ("ds",)),
+            ("replicasets", "replicaset", "ReplicaSet", ("rs",)),
+            ("statefulsets", "statefulset", "StatefulSet", ("sts",)),
+        )
+    ),
+    *(
+        ResourceInfo(group="rbac.authorization.k8s.io", version="v1", plural=plural,
+                     singular=singular, kind=kind, namespaced=namespaced)
+        for plural, singular, kind, namespaced in (
+            ("roles", "role", "Role", True),
+            ("rolebindings", "rolebinding", "RoleBinding", True),
+            ("clusterroles", "clusterrole", "ClusterRole", False),
+            ("clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", False),
+        )
+    ),
     ResourceInfo(
         group="apiextensions.k8s.io",
         version="v1",

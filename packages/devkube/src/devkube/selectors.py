@@ -75,7 +75,9 @@ def parse_labels(text: str | None) -> list[Requirement]:
         part = raw.strip()
         if not part:
             raise SelectorError("empty requirement")
-        m = re.fullmatch(r"(\S+?)\s+(in|notin)\s*\((.*)\)", part)
+        # Guarded so a long selector never meets the backtracking regex needlessly.
+        m = (re.fullmatch(r"([^\s(]+)\s+(in|notin)\s*\((.*)\)", part)
+             if " in" in part or " notin" in part else None)
         if m:
             values = tuple(v.strip() for v in m.group(3).split(",") if v.strip())
             reqs.append(Requirement(_check_key(m.group(1)), m.group(2), values))

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from devkube import errors, openapi, selectors
+from devkube import errors, openapi, protobuf, selectors, tables
 from devkube.api import (
     PATCH_APPLY,
     PATCH_JSON,
@@ -231,10 +231,19 @@ def decode_body(raw: bytes, mtype: str) -> Any:
         return json.loads(raw)
     except (ValueError, yaml.YAMLError) as exc:
         raise errors.bad_request(f"json parse error: {exc}") from exc
+    except RecursionError as exc:  # absurdly deep nesting
+        raise errors.bad_request("json parse error: nesting too deep") from exc
 
 
 async def read_object(request: web.Request, cfg: ServerConfig) -> Any:
     mtype = media_type(request)
+    if mtype == protobuf.MEDIA_TYPE:
+        raw = await read_body(request, cfg.max_body)
+        try:
+            return protobuf.decode(raw)
+        except protobuf.ProtobufError as exc:
+            # kube would read it; we only read the kinds kubectl's generators send.
+            raise errors.unsupported_media_type(f"{mtype} ({exc})") from exc
     if mtype not in ("", "application/json", "application/yaml", "*/*"):
         raise errors.unsupported_media_type(mtype)
     return decode_body(await read_body(request, cfg.max_body), mtype)
@@ -389,7 +398,13 @@ class Handler:
         name = ri.name
         sub = ri.subresource
         if method == "GET":
-            return json_response(_for_version(info, self.api.get(info, ns, name)))
+            obj = _for_version(info, self.api.get(info, ns, name))
+            if tables.wants_table(request.headers.get("Accept", "")):
+                return json_response(tables.table(
+                    info, [obj], now=time.time(),
+                    list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                    include=request.query.get("includeObject", "Metadata")))
+            return json_response(obj)
         if method == "POST" and sub == "binding":
             body = await read_object(request, self.cfg)
             return json_response(self.api.bind(ns or "", name, body), 201)
@@ -437,10 +452,16 @@ class Handler:
 
     def _list(self, request: web.Request, info: ResourceInfo, ns: str | None) -> web.Response:
         labels, fields = _selectors(request, info)
+        exact = None
+        if request.query.get("resourceVersionMatch") == "Exact":
+            exact = _query_int(request, "resourceVersion")
+            if exact is None:
+                raise errors.bad_request("resourceVersionMatch=Exact needs a resourceVersion")
         res = self.api.list_objects(
             info, ns, labels, fields,
             limit=_query_int(request, "limit"),
             continue_=request.query.get("continue") or None,
+            exact_rv=exact,
         )
         meta: dict[str, Any] = {"resourceVersion": str(res.rv)}
         if res.continue_:
@@ -449,6 +470,10 @@ class Handler:
         items = res.items
         if info.crd and info.version != info.storage_version:
             items = [_for_version(info, o) for o in items]
+        if tables.wants_table(request.headers.get("Accept", "")):
+            return json_response(tables.table(
+                info, items, now=time.time(), list_meta=meta,
+                include=request.query.get("includeObject", "Metadata")))
         body = {
             "kind": info.list_kind_name,
             "apiVersion": info.api_version,
@@ -488,6 +513,9 @@ class Handler:
             return response
         store = self.api.store
         rewrite = bool(info.crd and info.version != info.storage_version)
+        as_table = tables.wants_table(request.headers.get("Accept", ""))
+        include = request.query.get("includeObject", "Metadata")
+        first = True
         try:
             await response.prepare(request)
             if initial_events and bookmarks:
@@ -503,7 +531,10 @@ class Handler:
                     wait = min(wait, max(next_bookmark - now, 0))
                 wait = min(wait, IDLE_CHECK_INTERVAL)
                 try:
-                    item = await asyncio.wait_for(watcher.queue.get(), timeout=wait)
+                    # Not asyncio.wait_for: on Python 3.11 it can drop an item that
+                    # arrives just as the timeout fires, losing a watch event.
+                    async with asyncio.timeout(wait):
+                        item = await watcher.queue.get()
                 except TimeoutError:
                     if request.transport is None or request.transport.is_closing():
                         break
@@ -519,7 +550,13 @@ class Handler:
                 if kind == "BOOKMARK-INITIAL":
                     await response.write(_bookmark_line(info, ev.rv, initial_end=True))
                     continue
-                if rewrite:
+                if as_table:
+                    # Like kube-apiserver: column definitions in the first event only.
+                    obj = tables.table(info, [_for_version(info, ev.obj)], now=time.time(),
+                                       include=include, headers=first)
+                    first = False
+                    await response.write((dumps({"type": kind, "object": obj}) + "\n").encode())
+                elif rewrite:
                     line = (dumps({"type": kind, "object": _for_version(info, ev.obj)}) + "\n")
                     await response.write(line.encode())
                 else:

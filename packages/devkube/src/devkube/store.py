@@ -121,8 +121,11 @@ class Watcher:
             self.overflowed = True
             self.closed = True
             log.warning("watch on %s fell behind; closing it", self.resource)
-            # Drop one item so the end marker fits: the stream ends right after.
-            self.queue.get_nowait()
+            # Drop everything not yet sent and end the stream: the client resumes from the
+            # last resourceVersion it received (replayed from history, or 410 and relist).
+            # Dropping only some queued events would lose them for good.
+            while not self.queue.empty():
+                self.queue.get_nowait()
             self.queue.put_nowait(None)
 
     def close(self) -> None:
@@ -134,8 +137,17 @@ class Watcher:
 class Store:
     """In-memory objects per kind, the RV counter, the watch history and the watchers."""
 
-    def __init__(self, *, backend: Backend | None = None, history: int = DEFAULT_HISTORY) -> None:
-        self._objects: dict[str, dict[Key, Obj]] = {}
+    def __init__(
+        self,
+        *,
+        backend: Backend | None = None,
+        history: int = DEFAULT_HISTORY,
+        watch_queue: int = DEFAULT_WATCH_QUEUE,
+    ) -> None:
+        self._watch_queue = watch_queue
+        # resource -> namespace -> name -> object: namespace-scoped reads and counts
+        # (namespace cascades, per-namespace lists) cost O(objects in that namespace).
+        self._objects: dict[str, dict[str, dict[str, Obj]]] = {}
         self._watchers: dict[str, set[Watcher]] = {}
         self._history: deque[StoredEvent] = deque()
         self._history_max = history
@@ -145,31 +157,37 @@ class Store:
             rv, rows = backend.load()
             self.rv = max(rv, 1)
             for resource, namespace, name, obj in rows:
-                self._objects.setdefault(resource, {})[(namespace, name)] = obj
+                self._objects.setdefault(resource, {}).setdefault(namespace, {})[name] = obj
         # Events with rv > compacted are all in the history.
         self.compacted = self.rv
 
     # -- reads --------------------------------------------------------------------------
 
     def get(self, resource: str, namespace: str, name: str) -> Obj | None:
-        return self._objects.get(resource, {}).get((namespace, name))
+        by_ns = self._objects.get(resource)
+        if by_ns is None:
+            return None
+        names = by_ns.get(namespace)
+        return None if names is None else names.get(name)
 
     def items(self, resource: str, namespace: str | None = None) -> Iterator[tuple[Key, Obj]]:
-        objs = self._objects.get(resource, {})
+        by_ns = self._objects.get(resource, {})
         if namespace is None:
-            yield from objs.items()
+            for ns, names in list(by_ns.items()):
+                for name, obj in list(names.items()):
+                    yield (ns, name), obj
         else:
-            for key, obj in objs.items():
-                if key[0] == namespace:
-                    yield key, obj
+            for name, obj in list(by_ns.get(namespace, {}).items()):
+                yield (namespace, name), obj
 
     def count(self, resource: str, namespace: str | None = None) -> int:
+        by_ns = self._objects.get(resource, {})
         if namespace is None:
-            return len(self._objects.get(resource, {}))
-        return sum(1 for _ in self.items(resource, namespace))
+            return sum(len(names) for names in by_ns.values())
+        return len(by_ns.get(namespace, ()))
 
     def resources(self) -> list[str]:
-        return [r for r, objs in self._objects.items() if objs]
+        return [r for r in self._objects if self.count(r)]
 
     # -- writes -------------------------------------------------------------------------
 
@@ -181,9 +199,9 @@ class Store:
         """Store ``obj`` (whose metadata.resourceVersion the caller already set from
         ``next_rv()``) and publish ADDED or MODIFIED."""
         rv = int(obj["metadata"]["resourceVersion"])
-        objs = self._objects.setdefault(resource, {})
-        prev = objs.get((namespace, name))
-        objs[(namespace, name)] = obj
+        names = self._objects.setdefault(resource, {}).setdefault(namespace, {})
+        prev = names.get(name)
+        names[name] = obj
         if self._backend is not None:
             self._backend.put(resource, namespace, name, obj, rv)
         kind = "ADDED" if prev is None else "MODIFIED"
@@ -194,10 +212,17 @@ class Store:
     def remove(self, resource: str, namespace: str, name: str, final: Obj) -> StoredEvent:
         """Remove an object; ``final`` is its last state carrying the deletion's RV."""
         rv = int(final["metadata"]["resourceVersion"])
-        self._objects.get(resource, {}).pop((namespace, name), None)
+        by_ns = self._objects.get(resource, {})
+        names = by_ns.get(namespace)
+        prev = None
+        if names is not None:
+            prev = names.pop(name, None)
+            if not names:
+                del by_ns[namespace]
         if self._backend is not None:
             self._backend.delete(resource, namespace, name, rv)
-        ev = StoredEvent("DELETED", rv, resource, namespace, final)
+        # prev (the state before deletion) lets snapshot() undo the deletion.
+        ev = StoredEvent("DELETED", rv, resource, namespace, final, prev)
         self._publish(ev)
         return ev
 
@@ -229,9 +254,14 @@ class Store:
         else:
             if since < self.compacted:
                 raise Expired(since, self.compacted)
+            if since > self.rv:
+                # A resourceVersion from the future: the client saw another incarnation of
+                # an in-memory devkube. kube-apiserver would wait and answer 504 "Too large
+                # resource version"; 410 makes every client relist, which is the recovery.
+                raise Expired(since, self.compacted)
             # History is RV-ordered: replay what came after ``since``.
             initial = [ev for ev in self._iter_history_after(since) if ev.resource == resource]
-        w = Watcher(resource, namespace, match, maxsize=DEFAULT_WATCH_QUEUE + len(initial))
+        w = Watcher(resource, namespace, match, maxsize=self._watch_queue + len(initial))
         for ev in initial:
             w.offer(ev)
         self._watchers.setdefault(resource, set()).add(w)
@@ -251,6 +281,25 @@ class Store:
                 hi = mid
         for i in range(lo, len(hist)):
             yield hist[i]
+
+    def snapshot(self, resource: str, namespace: str | None, at: int) -> dict[Key, Obj]:
+        """The objects of ``resource`` as they were at resourceVersion ``at``: today's,
+        with every later event undone from the history (consistent list pages, and
+        lists at an exact resourceVersion). Raises ``Expired`` when compacted away."""
+        if at < self.compacted or at > self.rv:
+            raise Expired(at, self.compacted)
+        state = dict(self.items(resource, namespace))
+        for ev in reversed(self._history):
+            if ev.rv <= at:
+                break
+            if ev.resource != resource or (namespace is not None and ev.namespace != namespace):
+                continue
+            key = (ev.namespace, ev.obj["metadata"]["name"])
+            if ev.type == "ADDED" or ev.prev is None:
+                state.pop(key, None)
+            else:
+                state[key] = ev.prev
+        return state
 
     def unwatch(self, w: Watcher) -> None:
         self._watchers.get(w.resource, set()).discard(w)

@@ -172,7 +172,13 @@ class KubeClient:
                 ) as resp:
                     raw = await self._read_body(resp)
                     if resp.status < 400:
-                        return json.loads(raw) if raw else None
+                        try:
+                            return json.loads(raw) if raw else None
+                        except ValueError as exc:
+                            raise errors.ApiConnectionError(
+                                f"{method} {path}: the server answered {resp.status} with a body "
+                                f"that is not JSON: {raw[:200]!r}"
+                            ) from exc
                     err = self._map_error(resp, raw)
                     if not _is_retryable_status(resp.status) or delay is None:
                         raise err

@@ -50,6 +50,10 @@ def object_key(obj: Obj) -> str:
     return f"{ns}/{name}" if ns else name
 
 
+def _uid(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("uid") or "")
+
+
 def _rv(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
@@ -191,6 +195,11 @@ class Informer:
         for key, obj in fresh.items():
             prev = old.get(key)
             if prev is None:
+                await self._dispatch("ADDED", obj, None)
+            elif _uid(prev) != _uid(obj):
+                # Deleted and created again under the same name while we were
+                # not watching: that is two events, not an update.
+                await self._dispatch("DELETED", prev, None)
                 await self._dispatch("ADDED", obj, None)
             elif _rv(prev) != _rv(obj):
                 await self._dispatch("MODIFIED", obj, prev)

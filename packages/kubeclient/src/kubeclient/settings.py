@@ -37,6 +37,8 @@ class WatchSettings:
             repeats forever.
         list_page_size: ``limit`` for the paged initial list; ``None`` lists at once.
         max_line: cap on one watch event line (bytes).
+        min_watch_duration: a watch that ends sooner than this without any
+            event is followed by a back-off before the next one.
     """
 
     server_timeout: int = 300
@@ -44,6 +46,7 @@ class WatchSettings:
     reconnect_backoffs: tuple[float, ...] = (0.5, 1, 2, 4, 8, 15, 30)
     list_page_size: int | None = 500
     max_line: int = 32 * 1024 * 1024
+    min_watch_duration: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

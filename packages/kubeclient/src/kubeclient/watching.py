@@ -106,13 +106,15 @@ async def continuous_watch(
     yield listed
     rv = listed.resource_version
     failures = 0
+    loop = asyncio.get_running_loop()
     while stopper is None or not stopper.is_set():
+        started, events = loop.time(), 0
         try:
             async for event in client.watch(
                 ref, namespace, label_selector, field_selector,
                 resource_version=rv, stopper=stopper,
             ):
-                failures = 0
+                failures, events = 0, events + 1
                 new_rv = (event.object.get("metadata") or {}).get("resourceVersion")
                 if new_rv:
                     rv = str(new_rv)
@@ -128,6 +130,13 @@ async def continuous_watch(
             log.warning(
                 "watch %s from rv %s failed (%s), re-watching in %.1fs", ref.plural, rv, exc, delay
             )
+            if await _stopped_within(stopper, delay):
+                return
+            continue
+        if events == 0 and loop.time() - started < ws.min_watch_duration:
+            # A server that ends every watch at once must not be hammered.
+            delay = ws.reconnect_backoffs[min(failures, len(ws.reconnect_backoffs) - 1)]
+            failures += 1
             if await _stopped_within(stopper, delay):
                 return
 

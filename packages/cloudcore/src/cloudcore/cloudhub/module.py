@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from cloudcore.cloudhub.handler import ConnectionHandler
     from kubeclient import KubeClient
 
-__all__ = ["CloudHub", "HubDeps", "node_auth_enabled"]
+__all__ = ["CloudHub", "HubDeps", "node_auth_enabled", "session_handler"]
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +65,18 @@ def node_auth_enabled(hub: Any) -> bool:
 
 
 def _default_handler(deps: HubDeps) -> ConnectionHandler:
+    return session_handler(deps)
+
+
+def session_handler(deps: HubDeps, *, node_index: Any = None) -> ConnectionHandler:
+    """The production session layer; ``node_index`` answers node authorization."""
     from cloudcore.cloudhub.handler import SessionManager, SessionSettings
 
     return SessionManager(  # type: ignore[no-any-return]
         SessionSettings.from_cloudhub_config(deps.config.modules.cloud_hub),
         kube=deps.kube,
         cluster_ca=_cluster_ca(deps.kube),
+        node_index=node_index,
     )
 
 

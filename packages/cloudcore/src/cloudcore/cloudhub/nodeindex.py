@@ -11,11 +11,13 @@ authorizer's graph finds them: volumes (direct and projected), ``env``
 
 from __future__ import annotations
 
+from typing import Any
+
 import kubeclient
 from cloudcore.cloudhub.authorization import pod_references
 from kubeclient.resources import PODS
 
-__all__ = ["KubeNodeObjectIndex"]
+__all__ = ["CacheFirstNodeObjectIndex", "KubeNodeObjectIndex"]
 
 
 class KubeNodeObjectIndex:
@@ -48,3 +50,37 @@ class KubeNodeObjectIndex:
 
     async def serviceaccount_referenced(self, node: str, namespace: str, name: str) -> bool:
         return await self._referenced(node, namespace, "serviceaccount", name)
+
+
+class CacheFirstNodeObjectIndex:
+    """Answers from the edgecontroller's informer caches once they are synced.
+
+    Until then (cloudcore just started and edges reconnect at once) it asks the
+    API server through ``fallback``, so a node is not refused its own objects
+    while the caches fill. A synced cache's "no" is final: confirming every
+    denial with the API would let a misbehaving node turn each refused message
+    into API calls.
+    """
+
+    def __init__(self, cache: Any, fallback: Any, *, not_ready: type[Exception]) -> None:
+        self._cache = cache
+        self._fallback = fallback
+        self._not_ready = not_ready
+
+    async def _ask(self, method: str, node: str, namespace: str, name: str) -> bool:
+        try:
+            return bool(await getattr(self._cache, method)(node, namespace, name))
+        except self._not_ready:
+            return bool(await getattr(self._fallback, method)(node, namespace, name))
+
+    async def pod_bound(self, node: str, namespace: str, name: str) -> bool:
+        return await self._ask("pod_bound", node, namespace, name)
+
+    async def configmap_referenced(self, node: str, namespace: str, name: str) -> bool:
+        return await self._ask("configmap_referenced", node, namespace, name)
+
+    async def secret_referenced(self, node: str, namespace: str, name: str) -> bool:
+        return await self._ask("secret_referenced", node, namespace, name)
+
+    async def serviceaccount_referenced(self, node: str, namespace: str, name: str) -> bool:
+        return await self._ask("serviceaccount_referenced", node, namespace, name)

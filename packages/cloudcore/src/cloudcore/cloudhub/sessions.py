@@ -42,7 +42,7 @@ from beehive.constants import (
 from beehive.context import Context
 from beehive.message import Message, MessageHeader, MessageRoute, new_msg_id, now_ms
 from cloudcore import metrics
-from cloudcore.cloudhub import authorization, dispatch
+from cloudcore.cloudhub import authorization, delivery, dispatch
 from cloudcore.cloudhub.delivery import (
     AckTimedOut,
     DeliverySettings,
@@ -80,6 +80,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CLOUDHUB_MODULE = "cloudhub"
+
+_COALESCED = frozenset(
+    {
+        delivery.DROP_STALE,
+        delivery.DROP_DUPLICATE_DELETE,
+        delivery.DROP_ALREADY_RECORDED,
+        delivery.DROP_AFTER_DELETE,
+    }
+)
 
 
 class SyncRecorder(Protocol):
@@ -240,8 +249,11 @@ class NodeSession:
                 metrics.NODE_QUEUE_DEPTH.labels(self.node_id).set(self.core.queue_depth())
                 timer = self.core.get_timer()
                 timeout = None if timer is None else max(0.0, timer - self._clock())
+                # asyncio.timeout, not wait_for: 3.11's wait_for can hang in its
+                # cancel-and-wait when the wake-up and the timeout coincide.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -264,7 +276,9 @@ class NodeSession:
             await self._manager.record_ack(node, event.msg)
         elif isinstance(event, MessageDropped):
             metrics.MESSAGES_DROPPED.labels(event.reason).inc()
-            log.info("node=%s dropped (%s) %s", node, event.reason, event.msg.describe())
+            # Coalescing drops are the queue working as designed: debug only.
+            level = logging.DEBUG if event.reason in _COALESCED else logging.INFO
+            log.log(level, "node=%s dropped (%s) %s", node, event.reason, event.msg.describe())
         elif isinstance(event, AckTimedOut):
             log.warning(
                 "node=%s no ack for msg_id=%s after %d failures, back-off %.3fs",
@@ -392,6 +406,11 @@ class SessionManager:
             log.debug("node=%s message on a stale connection dropped: %s", node, msg.describe())
             return
         metrics.UPSTREAM_MESSAGES.labels(msg.operation or "-").inc()
+        if not msg.operation:
+            # edgecore writes an all-empty message (no id, no route) as it shuts
+            # its connection down (see the captures); there is nothing to answer.
+            log.debug("node=%s message without operation ignored: %s", node, msg.describe())
+            return
         if self.settings.authorization and not await self._admit(session, msg):
             return
         action = dispatch.decide(node, msg)

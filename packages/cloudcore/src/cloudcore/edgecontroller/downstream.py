@@ -35,7 +35,6 @@ from typing import Any
 
 import kubeclient
 from beehive.constants import (
-    NULL_NAMESPACE,
     OP_DELETE,
     OP_INSERT,
     OP_UPDATE,
@@ -49,7 +48,6 @@ from beehive.exceptions import BeehiveError
 from beehive.message import Message
 from cloudcore.edgecontroller.locator import NodeLocator, ObjRef
 from cloudcore.edgecontroller.messages import object_message
-from kecommon.resources import build_resource
 
 __all__ = ["EDGE_NODE_LABEL", "Downstream", "is_edge_node"]
 
@@ -125,11 +123,9 @@ class Downstream:
     async def node_deleted(self, node: Obj) -> None:
         name = _name(node)
         self.locator.edge_nodes.discard(name)
-        kubeclient.with_type(node, kubeclient.NODES)
-        msg = object_message(name, node, RT_NODE, OP_DELETE)
-        # cloudhub ends the node's session on this resource (protocol.md 3.8).
-        msg.route.resource = build_resource(name, NULL_NAMESPACE, RT_NODE, name)
-        await self.send(msg)
+        # node/<n>/null/node/<n>: cloudhub ends the node's session on this
+        # delete instead of sending it (protocol.md 3.8).
+        await self.send(object_message(name, node, RT_NODE, OP_DELETE, ref=kubeclient.NODES))
 
     async def _replay_pods(self, node: str) -> None:
         pods = self._pods()

@@ -276,7 +276,8 @@ class Upstream:
         body = _decode(msg.content)
         if not isinstance(body, dict):
             raise BadRequest("node update needs a Node object")
-        body.setdefault("metadata", {})["name"] = name or node
+        body = {**body, "apiVersion": "v1", "kind": "Node"}
+        body["metadata"] = {**(body.get("metadata") or {}), "name": name or node}
         try:
             await self.client.replace(kubeclient.NODES, name or node, body)
         except kubeclient.ApiError as exc:

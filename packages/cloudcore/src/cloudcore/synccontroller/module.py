@@ -9,6 +9,11 @@ get them, and the next round tries again), records of deleted nodes are
 removed. This is what brings a node back to the cluster's state after a
 disconnection or a cloudcore restart (protocol.md 4.4, 4.6).
 
+KubeEdge reads from informer caches; this module LISTs each round (records,
+nodes, one cluster-wide list per synced kind), which costs O(records + objects)
+requests' worth of data per period but never acts on a stale cache and needs no
+watch. Moving to shared informers is the known next step for large clusters.
+
 The process (``cloudcore --config``) builds the module with its
 ``kubeclient.KubeClient``::
 

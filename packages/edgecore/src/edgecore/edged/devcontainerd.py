@@ -35,6 +35,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +66,9 @@ class DevContainerdSettings:
         ready_timeout: how long ``start`` waits for the CRI to answer.
         stop_timeout: how long ``stop`` waits after SIGTERM before SIGKILL.
         snapshotter: containerd snapshotter.
+        host_ports: add the CNI ``portmap`` plugin so ``hostPort`` works (needs iptables).
+            portmap creates shared ``CNI-HOSTPORT-*`` chains in the nat table; ``stop``
+            removes them again if this instance created them and they are empty.
     """
 
     containerd: str = "/usr/bin/containerd"
@@ -75,6 +79,7 @@ class DevContainerdSettings:
     ready_timeout: float = 30.0
     stop_timeout: float = 10.0
     snapshotter: str = "overlayfs"
+    host_ports: bool = False
 
 
 def _toml_str(value: str | Path) -> str:
@@ -92,6 +97,7 @@ class DevContainerd:
     settings: DevContainerdSettings = field(default_factory=DevContainerdSettings)
     _proc: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
     _log_file: object | None = field(default=None, init=False, repr=False)
+    _created_portmap_chains: bool = field(default=False, init=False, repr=False)
 
     # --- layout ------------------------------------------------------------------
 
@@ -217,6 +223,10 @@ disabled_plugins = {json.dumps(disabled)}
                 },
             ],
         }
+        if s.host_ports:
+            plugins = conflist["plugins"]
+            assert isinstance(plugins, list)
+            plugins.append({"type": "portmap", "capabilities": {"portMappings": True}})
         (self.cni_conf_dir / "10-kubeedge-py.conflist").write_text(json.dumps(conflist, indent=2))
 
     # --- lifecycle ---------------------------------------------------------------
@@ -232,6 +242,8 @@ disabled_plugins = {json.dumps(disabled)}
             return
         self._check_binaries()
         self.write_config()
+        if self.settings.host_ports:
+            self._created_portmap_chains = not _portmap_chains_exist()
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -318,7 +330,12 @@ disabled_plugins = {json.dumps(disabled)}
             await client.close()
 
     async def stop(self, *, remove_pods: bool = True) -> None:
-        """Remove this instance's pods, stop containerd and unmount leftovers."""
+        """Remove this instance's pods, stop containerd and unmount leftovers.
+
+        ``remove_pods=False`` stops only the daemon, as a containerd upgrade or crash
+        would: the containers keep running under their shims, their mounts and the
+        bridge stay, and a later :meth:`start` on the same ``base`` picks them up again.
+        """
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -335,8 +352,13 @@ disabled_plugins = {json.dumps(disabled)}
                     proc.kill()
                 await proc.wait()
         log.info("containerd pid %s stopped (%s)", proc.pid, proc.returncode)
+        if not remove_pods:
+            return
         self._unmount_leftovers()
         self._remove_bridge()
+        if self._created_portmap_chains:
+            _remove_portmap_chains()
+            self._created_portmap_chains = False
 
     def _unmount_leftovers(self) -> None:
         """Unmount what containerd left mounted under our dirs (deepest first)."""
@@ -354,8 +376,6 @@ disabled_plugins = {json.dumps(disabled)}
         ip = shutil.which("ip")
         if ip is None or not Path(f"/sys/class/net/{self.bridge_name}").exists():
             return
-        import subprocess
-
         subprocess.run(
             [ip, "link", "delete", self.bridge_name], check=False, capture_output=True, timeout=10
         )
@@ -379,6 +399,56 @@ disabled_plugins = {json.dumps(disabled)}
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+_PORTMAP_CHAINS = ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK")
+_PORTMAP_JUMPS = (
+    ("PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"]),
+    ("OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"]),
+    (
+        "POSTROUTING",
+        [
+            "-m",
+            "comment",
+            "--comment",
+            "CNI portfwd requiring masquerade",
+            "-j",
+            "CNI-HOSTPORT-MASQ",
+        ],
+    ),
+)
+
+
+def _iptables(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["iptables", "-w", "5", "-t", "nat", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=15,
+    )
+
+
+def _portmap_chains_exist() -> bool:
+    try:
+        return _iptables("-S", _PORTMAP_CHAINS[0]).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _remove_portmap_chains() -> None:
+    """Undo portmap's shared chains, unless some other pod still forwards a port."""
+    try:
+        dnat = _iptables("-S", "CNI-HOSTPORT-DNAT").stdout.splitlines()
+        if any(line.startswith("-A") for line in dnat):
+            return
+        for chain, rule in _PORTMAP_JUMPS:
+            _iptables("-D", chain, *rule)
+        for chain in _PORTMAP_CHAINS:
+            _iptables("-F", chain)
+            _iptables("-X", chain)
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("cannot remove the CNI portmap chains: %s", exc)
 
 
 def _umount(path: str) -> None:
@@ -430,9 +500,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sandbox-image", default=DevContainerdSettings().sandbox_image)
     parser.add_argument("--subnet", default=None, help="pod subnet of the CNI bridge")
     parser.add_argument("--no-images", action="store_true", help="do not import busybox/pause")
+    parser.add_argument(
+        "--host-ports", action="store_true", help="CNI portmap plugin: hostPort works (iptables)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = DevContainerdSettings(sandbox_image=args.sandbox_image, subnet=args.subnet)
+    settings = DevContainerdSettings(
+        sandbox_image=args.sandbox_image, subnet=args.subnet, host_ports=args.host_ports
+    )
     return asyncio.run(serve(args.base.resolve(), settings, images=not args.no_images))
 
 

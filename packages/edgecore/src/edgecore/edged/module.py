@@ -107,6 +107,25 @@ class Edged:
             )
             return
 
+    async def _check_sandbox_image(self, cri: CRIClient) -> None:
+        image = self.settings.pod_sandbox_image
+        try:
+            present = await cri.image_status(image)
+        except CRIError as exc:
+            log.warning(
+                "node %s: cannot check sandbox image %s: %s", self.settings.node_name, image, exc
+            )
+            return
+        if present is None:
+            # The runtime uses its own sandbox_image setting; a missing one is pulled on the
+            # first pod, which fails without a registry. Say so once, early.
+            log.warning(
+                "node %s: sandbox image %s is not present in the runtime; pods will need a "
+                "registry (import it with ctr -n k8s.io images import, see docs/edgecore.md)",
+                self.settings.node_name,
+                image,
+            )
+
     async def _load(self, runtime: PodRuntime) -> None:
         delay = self._wait_initial
         while True:
@@ -131,6 +150,7 @@ class Edged:
             meta = MetaClient(ctx, source=c.MOD_EDGED)
         self.cri = CRIClient(self.settings.runtime_endpoint, timeouts=self.settings.cri)
         await self._wait_for_runtime(self.cri)
+        await self._check_sandbox_image(self.cri)
         self.runtime = PodRuntime(self.cri, meta, self.settings)
         self.node = NodeAgent(self.cri, meta, self.settings)
         await self._load(self.runtime)

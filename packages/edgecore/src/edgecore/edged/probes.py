@@ -28,7 +28,6 @@ __all__ = ["ProbeManager", "run_probe"]
 log = logging.getLogger(__name__)
 
 KINDS = ("livenessProbe", "readinessProbe", "startupProbe")
-HTTP_MAX_RESPONSE_HEAD = 10 * 1024
 
 
 def _port(port: Any, container: dict[str, Any]) -> int:
@@ -119,7 +118,7 @@ async def run_probe(
 @dataclass
 class _Worker:
     task: asyncio.Task[None]
-    result: bool
+    result: bool | None  # None: not known yet (a startup probe before its verdict)
 
 
 @dataclass
@@ -135,7 +134,7 @@ class ProbeManager:
     _workers: dict[tuple[str, str], _Worker] = field(default_factory=dict)
 
     def result(self, container_id: str, kind: str) -> bool | None:
-        """The current result; ``None`` when the container has no such probe."""
+        """The current result; ``None`` when unknown or the container has no such probe."""
         w = self._workers.get((container_id, kind))
         return None if w is None else w.result
 
@@ -146,7 +145,8 @@ class ProbeManager:
             key = (container_id, kind)
             if not probe or key in self._workers:
                 continue
-            initial = kind == "livenessProbe" or kind == "startupProbe"
+            # kubelet's initial results: liveness passes, readiness fails, startup unknown.
+            initial: bool | None = {"livenessProbe": True, "readinessProbe": False}.get(kind)
             task = asyncio.create_task(
                 self._loop(pod_uid, key, probe, container, host),
                 name=f"probe-{kind}-{container.get('name')}-{container_id[:12]}",
@@ -179,6 +179,12 @@ class ProbeManager:
         period = max(1, int(probe.get("periodSeconds") or 10))
         success_needed = max(1, int(probe.get("successThreshold") or 1))
         failure_needed = max(1, int(probe.get("failureThreshold") or 3))
+        if kind != "startupProbe" and container.get("startupProbe"):
+            # Liveness and readiness start only once the startup probe succeeded.
+            while self.result(container_id, "startupProbe") is not True:
+                if key not in self._workers:
+                    return
+                await asyncio.sleep(1)
         await asyncio.sleep(int(probe.get("initialDelaySeconds") or 0))
         successes = failures = 0
         while True:
@@ -207,6 +213,8 @@ class ProbeManager:
                     message.strip(),
                 )
             new = worker.result
+            if kind == "startupProbe" and worker.result is True:
+                return  # a startup probe stops once it succeeded
             if ok and successes >= success_needed:
                 new = True
             elif not ok and failures >= failure_needed:

@@ -91,6 +91,7 @@ class PodRecord:
     pod_ip: str = ""
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)  # container -> reason
     volumes_dirty: bool = True
+    next_attempt: dict[str, int] = field(default_factory=dict)  # after a sandbox change
     delete_sent: bool = False
 
     @property
@@ -148,7 +149,7 @@ class PodRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_seen: dict[str, tuple[Any, ...]] = {}
         self._last_resync = 0.0
-        self._pull_failed: set[str] = set()
+        self._pull_failed: dict[str, float] = {}  # pull key -> time of the last failure
 
     # --- desired state -----------------------------------------------------------
 
@@ -229,11 +230,22 @@ class PodRuntime:
     # --- relist (containerd 1.6 has no events) --------------------------------------
 
     async def _relist_loop(self) -> None:
+        failing = False
         while True:
             try:
                 await self.relist()
             except CRIError as exc:
-                log.warning("node %s: relist failed: %s", self.settings.node_name, exc)
+                # One line when the runtime goes away and one when it is back, not one a second.
+                if not failing:
+                    log.warning("node %s: relist failed: %s", self.settings.node_name, exc)
+                failing = True
+            except Exception:
+                # The poll is edged's only view of container exits: never let it die.
+                log.exception("node %s: relist failed", self.settings.node_name)
+            else:
+                if failing:
+                    log.info("node %s: container runtime answers again", self.settings.node_name)
+                failing = False
             await asyncio.sleep(self.settings.relist_interval)
 
     async def relist(self) -> None:
@@ -273,14 +285,21 @@ class PodRuntime:
     # --- sync ----------------------------------------------------------------------
 
     async def sync_pod(self, uid: str) -> None:
+        """Make the runtime match pod ``uid`` (run by its worker, never concurrently)."""
+        try:
+            await self._sync_pod(uid)
+        except CRIError as exc:
+            # The runtime is down or refused: try again after the back-off's first step.
+            log.warning("node %s: sync of pod %s failed: %s", self.settings.node_name, uid, exc)
+            self.workers.poke(uid, self.settings.backoff_initial)
+
+    async def _sync_pod(self, uid: str) -> None:
         rec = self.pods.get(uid)
         owned = {**L.owned(self.settings.node_name), L.POD_UID: uid}
         sandboxes = await self.cri.list_pod_sandbox(owned)
         containers = await self.cri.list_containers(owned)
         if rec is None:
-            await self._teardown(
-                uid, sandboxes, containers, grace=self.settings.default_grace_period
-            )
+            await self._teardown(uid, sandboxes, containers, grace=-1)
             return
         if rec.terminating:
             await self._terminate(rec, sandboxes, containers)
@@ -290,6 +309,7 @@ class PodRuntime:
     async def _teardown(
         self, uid: str, sandboxes: list[Any], containers: list[Any], *, grace: int
     ) -> None:
+        """Remove everything of a pod edged no longer has (``grace`` < 0: per container)."""
         await self._stop_containers(containers, grace)
         for c in containers:
             with contextlib.suppress(CRINotFound):
@@ -301,6 +321,8 @@ class PodRuntime:
                 await self.cri.remove_pod_sandbox(sb.id)
         self.backoff.forget_prefix(uid)
         self.pull_backoff.forget_prefix(uid)
+        for key in [k for k in self._pull_failed if k.startswith(uid)]:
+            del self._pull_failed[key]
         self._last_seen.pop(uid, None)
         pod_dir = self.settings.pods_dir / uid
         await asyncio.to_thread(shutil.rmtree, pod_dir, True)
@@ -316,11 +338,17 @@ class PodRuntime:
     async def _stop_containers(self, containers: list[Any], grace: int) -> None:
         running = [c for c in containers if c.state in (pb.CONTAINER_RUNNING, pb.CONTAINER_UNKNOWN)]
 
-        async def stop(cid: str) -> None:
+        async def stop(c: Any) -> None:
+            seconds = grace
+            if grace < 0:  # the pod is gone: use the grace period it was created with
+                try:
+                    seconds = int(c.annotations.get(L.GRACE_PERIOD, ""))
+                except ValueError:
+                    seconds = self.settings.default_grace_period
             with contextlib.suppress(CRINotFound):
-                await self.cri.stop_container(cid, grace)
+                await self.cri.stop_container(c.id, max(0, seconds))
 
-        await asyncio.gather(*(stop(c.id) for c in running))
+        await asyncio.gather(*(stop(c) for c in running))
 
     async def _terminate(self, rec: PodRecord, sandboxes: list[Any], containers: list[Any]) -> None:
         grace = rec.grace_period(self.settings.default_grace_period)
@@ -338,6 +366,8 @@ class PodRuntime:
         )
         views = await self._views(rec, containers, sandbox_id=None, terminal=True)
         await self._report(rec, views, sandbox_ready=False, terminal=True)
+        if self.pods.get(rec.uid) is not rec:
+            return  # the cloud's delete arrived meanwhile: nothing left to ask for
         if not rec.delete_sent:
             options = {"gracePeriodSeconds": 0, "preconditions": {"uid": rec.uid}}
             try:
@@ -372,6 +402,10 @@ class PodRuntime:
         # No ready sandbox: kill what is left and start a new one (kubelet does the same
         # when the sandbox dies, since the containers lost their network namespace).
         attempt = max((s.metadata.attempt + 1 for s in sandboxes), default=0)
+        # Restart counts go on across sandboxes, as kubelet's do.
+        for c in containers:
+            name = c.metadata.name
+            rec.next_attempt[name] = max(rec.next_attempt.get(name, 0), c.metadata.attempt + 1)
         for sb in sandboxes:
             await self._remove_sandbox(sb.id, containers)
         cfg = self._sandbox_config(rec, attempt)
@@ -478,7 +512,17 @@ class PodRuntime:
         sources = ConfigSources(self.meta, rec.namespace)
         volumes = None
         if rec.volumes_dirty and any(c.state == pb.CONTAINER_RUNNING for c in containers):
-            volumes = await self._volumes(rec, sources)
+            try:
+                volumes = await self._volumes(rec, sources)
+            except EdgedError as exc:
+                # Running containers keep their current files; retried on the next sync.
+                log.warning(
+                    "node %s: pod %s: volumes not refreshed: %s",
+                    self.settings.node_name,
+                    rec.key,
+                    exc,
+                )
+                self.workers.poke(rec.uid, self.settings.backoff_initial)
         now = time.time()
         for cspec in spec.get("containers") or []:
             name = cspec["name"]
@@ -500,17 +544,25 @@ class PodRuntime:
                         rec.key,
                         name,
                     )
-                    await self.cri.stop_container(latest.id, rec.grace_period(30))
+                    grace = rec.grace_period(self.settings.default_grace_period)
+                    await self.cri.stop_container(latest.id, grace)
                     self.workers.poke(rec.uid)
                     continue
-                if self.probes.result(latest.id, "livenessProbe") is False:
+                failed = [
+                    kind
+                    for kind in ("livenessProbe", "startupProbe")
+                    if self.probes.result(latest.id, kind) is False
+                ]
+                if failed:
                     log.info(
-                        "node %s: pod %s container %s failed liveness, killing",
+                        "node %s: pod %s container %s failed its %s, killing",
                         self.settings.node_name,
                         rec.key,
                         name,
+                        failed[0],
                     )
-                    await self.cri.stop_container(latest.id, rec.grace_period(30))
+                    grace = rec.grace_period(self.settings.default_grace_period)
+                    await self.cri.stop_container(latest.id, grace)
                     self.workers.poke(rec.uid)
                     continue
                 self.probes.ensure(rec.uid, cspec, latest.id, host)
@@ -519,7 +571,7 @@ class PodRuntime:
                 with contextlib.suppress(CRINotFound):
                     await self.cri.remove_container(latest.id)
                 latest = history[1] if len(history) > 1 else None
-            attempt = 0
+            attempt = rec.next_attempt.get(name, 0)
             if latest is not None:  # it ran and exited
                 st = await self.cri.container_status(latest.id)
                 if policy == "Never" or (policy == "OnFailure" and st.exit_code == 0):
@@ -625,6 +677,7 @@ class PodRuntime:
             self.workers.poke(rec.uid, self.settings.backoff_initial)
             return
         rec.waiting.pop(name, None)
+        rec.next_attempt.pop(name, None)
         log.info(
             "node %s: pod %s container %s started: %s (restart %d)",
             self.settings.node_name,
@@ -655,18 +708,21 @@ class PodRuntime:
             return image
         key = f"{rec.uid}/pull/{image}"
         now = time.time()
-        remaining = self.pull_backoff.remaining(key, now, now)
-        if remaining > 0 and self.pull_backoff.delay(key) > 0 and key in self._pull_failed:
-            self.workers.poke(rec.uid, remaining)
-            raise ImagePullError(image, "ImagePullBackOff", f'Back-off pulling image "{image}"')
+        failed_at = self._pull_failed.get(key)
+        if failed_at is not None:
+            remaining = self.pull_backoff.remaining(key, failed_at, now)
+            if remaining > 0:
+                self.workers.poke(rec.uid, remaining)
+                raise ImagePullError(image, "ImagePullBackOff", f'Back-off pulling image "{image}"')
         try:
             await self._pull(image)
         except CRIError as exc:
-            self._pull_failed.add(key)
-            delay = self.pull_backoff.next(key, time.time())
+            failed = time.time()
+            self._pull_failed[key] = failed
+            delay = self.pull_backoff.next(key, failed)
             self.workers.poke(rec.uid, delay)
             raise ImagePullError(image, "ErrImagePull", exc.details) from exc
-        self._pull_failed.discard(key)
+        self._pull_failed.pop(key, None)
         return image
 
     async def _pull(self, image: str) -> None:
@@ -753,6 +809,11 @@ class PodRuntime:
             for kind in ("readinessProbe", "startupProbe"):
                 if cspec.get(kind) and self.probes.result(latest.id, kind) is not True:
                     ready = False
+            started = (
+                None
+                if not cspec.get("startupProbe")
+                else self.probes.result(latest.id, "startupProbe") is True
+            )
             return podstatus.ContainerView(
                 name=name,
                 image=image,
@@ -763,6 +824,7 @@ class PodRuntime:
                 restart_count=restarts,
                 ready=ready and not terminal,
                 last_terminated=last_terminated,
+                started=started,
             )
         if st.state == pb.CONTAINER_EXITED:
             term = await self._terminated(latest.id)

@@ -77,6 +77,7 @@ class ContainerView:
     restart_count: int = 0
     ready: bool = False
     last_terminated: dict[str, Any] | None = None
+    started: bool | None = None  # None: running means started (no startup probe)
 
     def state_dict(self) -> dict[str, Any]:
         if self.state == "running":
@@ -110,7 +111,7 @@ class ContainerView:
         d["name"] = self.name
         d["ready"] = self.ready
         d["restartCount"] = self.restart_count
-        d["started"] = self.state == "running"
+        d["started"] = self.state == "running" and self.started is not False
         d["state"] = self.state_dict()
         mounts = []
         for vm in container_spec.get("volumeMounts") or []:

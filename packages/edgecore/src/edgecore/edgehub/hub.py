@@ -235,8 +235,16 @@ class EdgeHub:
                 log.error("node %s: %s; dropping the connection", self._node, failure)
             elif isinstance(failure, LinkError):
                 log.warning("node %s: connection lost: %s", self._node, failure)
-            elif failure is not None:
+            elif isinstance(failure, ContextClosed):
                 raise failure
+            elif failure is not None:
+                # a bug in handling one message must not take the edge down:
+                # report it loudly and start a fresh session
+                log.error(
+                    "node %s: session failed unexpectedly; reconnecting",
+                    self._node,
+                    exc_info=failure,
+                )
         return rotation is not None and rotation in done and rotation.exception() is None
 
     async def _keepalive_loop(self, link: CloudLink) -> None:

@@ -27,13 +27,18 @@ def demo(
             "--kubeconfig", help="Use this cluster (default: $KUBECONFIG, else devkube)."
         ),
     ] = None,
+    quic: Annotated[
+        bool, typer.Option("--quic", help="The edge joins over QUIC instead of WebSocket.")
+    ] = False,
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds each wait may take.")
     ] = 120.0,
 ) -> None:
     """Run devkube (or your cluster), cloudcore and edgecore, and one pod on the edge."""
     raise typer.Exit(
-        run_demo(DemoOptions(work_dir=work_dir, keep=keep, timeout=timeout, kubeconfig=kubeconfig))
+        run_demo(DemoOptions(
+            work_dir=work_dir, keep=keep, timeout=timeout, kubeconfig=kubeconfig, quic=quic
+        ))
     )
 
 

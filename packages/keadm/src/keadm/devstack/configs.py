@@ -111,8 +111,9 @@ class EdgecorePaths:
 
 
 def cloudcore_config(
-    *, kubeconfig: Path, ports: CloudPorts, paths: CloudcorePaths
+    *, kubeconfig: Path, ports: CloudPorts, paths: CloudcorePaths, quic: bool = False
 ) -> CloudCoreConfig:
+    """cloudcore serving WebSocket (and QUIC when ``quic``) on 127.0.0.1."""
     cfg = default_cloudcore_config()
     cfg.kube_api_config.kube_config = str(kubeconfig)
     cfg.common_config.monitor_server.bind_address = f"{LOOPBACK}:{ports.monitor}"
@@ -127,7 +128,7 @@ def cloudcore_config(
     hub.websocket.port = ports.websocket
     hub.https.address = LOOPBACK
     hub.https.port = ports.https
-    hub.quic.enable = False
+    hub.quic.enable = quic
     hub.quic.address = LOOPBACK
     hub.quic.port = ports.quic
     hub.unix_socket.enable = False  # the CSI socket: we have no CSI driver
@@ -161,13 +162,16 @@ def edgecore_config(
     sandbox_image: str,
     heartbeat: int = 15,
     node_status_update_frequency: str = "10s",
+    quic: bool = False,
 ) -> EdgeCoreConfig:
+    """edgecore joining that cloudcore over WebSocket, or QUIC when ``quic``."""
     cfg = default_edgecore_config()
     cfg.database.data_source = str(paths.database)
     hub = cfg.modules.edge_hub
-    hub.websocket.enable = True
+    # KubeEdge requires exactly one of the two on the edge.
+    hub.websocket.enable = not quic
     hub.websocket.server = f"{LOOPBACK}:{ports.websocket}"
-    hub.quic.enable = False
+    hub.quic.enable = quic
     hub.quic.server = f"{LOOPBACK}:{ports.quic}"
     hub.http_server = f"https://{LOOPBACK}:{ports.https}"
     hub.token = token

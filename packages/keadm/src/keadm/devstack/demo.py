@@ -58,6 +58,7 @@ class DemoOptions:
     keep: bool = False
     timeout: float = 120.0
     kubeconfig: Path | None = None  # default: $KUBECONFIG, else devkube
+    quic: bool = False  # the edge joins over QUIC instead of WebSocket
 
 
 @dataclass
@@ -248,7 +249,10 @@ def _check_requirements(console: Console, work_dir: Path) -> int | None:
 async def _run(opts: DemoOptions, console: Console, work_dir: Path) -> int:
     kubeconfig = opts.kubeconfig or kubeconfig_from_env()
     demo = _Demo(opts, console, work_dir)
-    stack = DevStack(StackSettings(work_dir=work_dir, kubeconfig=kubeconfig))
+    stack = DevStack(StackSettings(
+        work_dir=work_dir, kubeconfig=kubeconfig,
+        transport="quic" if opts.quic else "websocket",
+    ))
     demo.stack = stack
     failure: StackError | None = None
     interrupted = False

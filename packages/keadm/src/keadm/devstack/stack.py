@@ -38,7 +38,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -123,6 +123,8 @@ class StackSettings:
         heartbeat: edgehub keepalive period in seconds.
         node_status_update_frequency: edged's node status period (Go duration).
         step_timeout: deadline of each readiness wait.
+        transport: how the edge reaches cloudhub, ``websocket`` or ``quic``
+            (cloudcore always serves WebSocket, and QUIC too for ``quic``).
         edgecore_overrides: called on the edgecore config before it is written
             (tests use it to tune intervals).
     """
@@ -133,6 +135,7 @@ class StackSettings:
     heartbeat: int = 15
     node_status_update_frequency: str = "10s"
     step_timeout: float = 90.0
+    transport: Literal["websocket", "quic"] = "websocket"
     edgecore_overrides: Callable[[EdgeCoreConfig], None] | None = None
 
 
@@ -333,7 +336,8 @@ class DevStack:
         paths = self.cloud_paths
         paths.base.mkdir(parents=True, exist_ok=True)
         cfg = configs.cloudcore_config(
-            kubeconfig=self.kubeconfig.resolve(), ports=self._pick_ports(), paths=paths
+            kubeconfig=self.kubeconfig.resolve(), ports=self._pick_ports(), paths=paths,
+            quic=self.settings.transport == "quic",
         )
         paths.config.write_text(configs.render_cloudcore(cfg))
         return paths.config
@@ -364,8 +368,11 @@ class DevStack:
             )
         except WaitTimeout as exc:
             raise StackError(step, str(exc), paths.log) from exc
+        quic = ""
+        if self.settings.transport == "quic":
+            quic = f"quic {configs.LOOPBACK}:{ports.quic}, "
         self.facts[step] = (
-            f"websocket {configs.LOOPBACK}:{ports.websocket}, "
+            f"websocket {configs.LOOPBACK}:{ports.websocket}, {quic}"
             f"https {configs.LOOPBACK}:{ports.https}, pid {self.cloudcore.pid}"
         )
 
@@ -410,6 +417,7 @@ class DevStack:
             sandbox_image=SANDBOX_IMAGE,
             heartbeat=self.settings.heartbeat,
             node_status_update_frequency=self.settings.node_status_update_frequency,
+            quic=self.settings.transport == "quic",
         )
         if self.settings.edgecore_overrides is not None:
             self.settings.edgecore_overrides(cfg)

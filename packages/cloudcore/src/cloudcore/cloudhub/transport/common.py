@@ -36,7 +36,11 @@ class HubServerSettings:
         max_queue: frames read ahead per connection before reading from the
             socket pauses, so one node's flood is held back by TCP (WebSocket)
             or closes that connection (QUIC, which cannot pause a stream).
-        max_incoming_streams: QUIC only.
+        close_timeout: WebSocket only: seconds to wait for the edge's close
+            frame after cloudhub closes a connection.
+        max_incoming_streams: QUIC only, informational (``cloudHub.quic.
+            maxIncomingStreams``): a session uses two streams and any other
+            stream closes the connection, so aioquic's own limit applies.
         idle_timeout: QUIC only, seconds.
     """
 
@@ -46,6 +50,7 @@ class HubServerSettings:
     node_auth: bool = True
     write_timeout: float | None = 30.0
     max_queue: int = 4
+    close_timeout: float = 2.0
     max_incoming_streams: int = 10000
     idle_timeout: float = 30.0
 

@@ -25,8 +25,10 @@ start-up and the server refuses to start (fail closed) if they are missing.
 
 Back-pressure: aioquic cannot pause a single stream, so decoded messages wait
 in a bounded per-connection inbox (``max_queue`` messages / 2 x frame cap
-bytes); a node that overruns it is closed with code 8. Writes are not
-throttled beyond the session layer's one-message-at-a-time ack lane.
+bytes); a node that overruns it is closed with code 8. Writes wait while
+more than 1 MiB is unacknowledged on the msg stream (aioquic itself never
+blocks a writer); a peer that acknowledges nothing for ``write_timeout`` is
+closed.
 """
 
 from __future__ import annotations
@@ -79,6 +81,11 @@ TRANSPORT = "quic"
 CODE_NODE_DELETED = 7
 CODE_OVERFLOW = 8
 CODE_INTERNAL = 9
+
+#: Unacknowledged bytes on the msg stream above which writers wait, and the
+#: level at which they resume.
+WRITE_HIGH_WATER = 1 << 20
+WRITE_LOW_WATER = 1 << 18
 
 # Session-layer (WebSocket-style) close codes -> QUIC application codes.
 _CLOSE_MAP = {
@@ -155,6 +162,7 @@ class QuicNodeConnection:
             ConnectionError: the connection is closed.
         """
         self._protocol.send_message(msg)
+        await self._protocol.drain()
 
     async def close(self, code: int, reason: str) -> None:
         self._protocol.close_with(quic_close_code(code), reason)
@@ -210,8 +218,44 @@ class _HubProtocol(QuicConnectionProtocol):
         self._closing = False
         self._close_reason = "connection closed"
         self._terminated = asyncio.Event()
+        self._drained = asyncio.Event()
 
     # -- writing ---------------------------------------------------------------------
+
+    def _unacked(self) -> int:
+        # Bytes written to the msg stream and not yet acknowledged by the peer
+        # (aioquic trims the sender's buffer as acks arrive).
+        stream = self._quic._streams.get(self._msg_id) if self._msg_id is not None else None
+        return len(getattr(getattr(stream, "sender", None), "_buffer", b""))
+
+    async def drain(self) -> None:
+        """Wait while more than the high-water mark is unacknowledged.
+
+        aioquic buffers writes without limit; this gives writers TCP-like
+        back-pressure. A peer that acknowledges nothing for ``write_timeout``
+        seconds is closed.
+
+        Raises:
+            ConnectionError: the connection closed or the write timed out.
+        """
+        if self._unacked() <= WRITE_HIGH_WATER:
+            return
+        try:
+            async with asyncio.timeout(self._hub.settings.write_timeout):
+                while self._unacked() > WRITE_LOW_WATER:
+                    if self._closing or self._terminated.is_set():
+                        raise ConnectionError(f"QUIC connection of {self._who()} is closed")
+                    self._drained.clear()
+                    await self._drained.wait()
+        except TimeoutError as exc:
+            log.warning("node %s: write timed out, closing", self._who())
+            self.close_with(CODE_INTERNAL, "write timeout")
+            raise ConnectionError(f"write to node {self._who()} timed out") from exc
+
+    def datagram_received(self, data: bytes | str, addr: Any) -> None:
+        super().datagram_received(data, addr)
+        if self._unacked() <= WRITE_LOW_WATER:
+            self._drained.set()
 
     def send_message(self, msg: Message) -> None:
         if self._closing or self._terminated.is_set() or self._msg_id is None:
@@ -228,6 +272,7 @@ class _HubProtocol(QuicConnectionProtocol):
         self._quic.close(error_code=code, reason_phrase=reason[:256])
         self.transmit()
         self._wakeup.set()
+        self._drained.set()
 
     def _who(self) -> str:
         return self._info.node_id if self._info else "unauthenticated peer"
@@ -255,6 +300,7 @@ class _HubProtocol(QuicConnectionProtocol):
                 )
             self._terminated.set()
             self._wakeup.set()
+            self._drained.set()
             if self._task is None:
                 self._hub._forget(self)
             return

@@ -90,10 +90,6 @@ class WebSocketNodeConnection:
     def __repr__(self) -> str:
         return f"<WebSocketNodeConnection node={self.node_id} peer={self._ws.remote_address}>"
 
-    @property
-    def closed(self) -> bool:
-        return self._ws.close_code is not None or self._ws.state.name in {"CLOSING", "CLOSED"}
-
     async def write(self, msg: Message) -> None:
         """Send ``msg`` as one text frame.
 
@@ -168,6 +164,9 @@ class WebSocketServer:
             max_queue=self.settings.max_queue,
             compression=None,  # gorilla/edgecore does not negotiate permessage-deflate
             ping_interval=None,  # liveness is the message keepalive (protocol.md 3.7)
+            # A replaced or timed-out session waits this long for the edge's
+            # close frame; KubeEdge just drops the socket.
+            close_timeout=self.settings.close_timeout,
             server_header=None,
             logger=logging.getLogger(__name__ + ".protocol"),
         )
