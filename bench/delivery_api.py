@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -69,6 +70,30 @@ async def _write_ca(kube: Any, workdir: Path) -> None:
     (workdir / "ca.key").write_bytes(certs.key_to_pem(key))
 
 
+def _raise_node_limit(config: Path, limit: int) -> None:
+    """cloudHub.nodeLimit (default 500) must admit the whole fleet."""
+    import yaml
+
+    data = yaml.safe_load(config.read_text())
+    data["modules"]["cloudHub"]["nodeLimit"] = limit
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+async def _connected(port: int) -> int:
+    """cloudhub_connected_nodes from cloudcore's metrics endpoint."""
+    import aiohttp
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as resp,
+    ):
+        text = await resp.text()
+    for line in text.splitlines():
+        if line.startswith("cloudhub_connected_nodes "):
+            return int(float(line.split()[1]))
+    return -1
+
+
 async def _watch_acked(
     kube: Any, ns: str, acked: dict[str, tuple[str, float]], stop: asyncio.Event
 ) -> None:
@@ -102,11 +127,16 @@ async def run(
     target = f"{n * per_node:,} pods over {n:,} nodes, create -> acked p99 < 1 s"
     figures: dict[str, Any] = {}
     notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="bench-delivery-api-") as tmp:
+    keep = os.environ.get("BENCH_KEEP")  # keep the logs of devkube and cloudcore
+    tmp_cm = contextlib.nullcontext(tempfile.mkdtemp()) if keep else tempfile.TemporaryDirectory()
+    with tmp_cm as tmp:
         workdir = Path(tmp)
+        if keep:
+            notes.append(f"work dir kept: {workdir}")
         stack = DevStack(StackSettings(work_dir=workdir / "stack", step_timeout=120.0))
         try:
             await stack.start_api()
+            _raise_node_limit(stack.write_cloudcore_config(), n + 10)
             await stack.start_cloudcore()
             assert stack.ports is not None
             kube = stack.client()
@@ -136,7 +166,15 @@ async def run(
                 workdir, port=stack.ports.websocket, nodes=n, procs=procs, prefix=PREFIX
             ) as fleet:
                 lines = await asyncio.gather(*(c.read(timeout=900) for c in fleet))
-                figures["nodes connected"] = sum(x["connected"] for x in lines)
+                figures["nodes connected (edge side)"] = sum(x["connected"] for x in lines)
+                monitor = stack.ports.monitor
+                want = figures["nodes connected (edge side)"]
+                for _ in range(120):  # the metrics endpoint, for up to 60 s
+                    got = await _connected(monitor)
+                    if got >= want:
+                        break
+                    await asyncio.sleep(0.5)
+                figures["nodes connected (cloudhub_connected_nodes)"] = got
                 acked: dict[str, tuple[str, float]] = {}
                 stop = asyncio.Event()
                 watcher = asyncio.create_task(_watch_acked(kube, ns, acked, stop))
