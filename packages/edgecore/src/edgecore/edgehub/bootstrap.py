@@ -33,7 +33,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -183,6 +182,8 @@ def _url(http_server: str, path: str) -> str:
 
 async def fetch_ca(http_server: str, *, timeout: float = 30.0) -> bytes:
     """``GET /ca.crt`` with verification off (the token's hash checks it); DER bytes."""
+    import aiohttp  # only bootstrap needs an HTTP client: not loaded while idle
+
     url = _url(http_server, "/ca.crt")
     try:
         async with (
@@ -228,6 +229,8 @@ async def request_certificate(
     The server is verified against ``ca_pem`` with hostname checking. Returns
     the issued certificate as DER.
     """
+    import aiohttp  # only bootstrap and rotation need an HTTP client: not loaded while idle
+
     url = _url(http_server, "/edge.crt")
     ctx = ssl.create_default_context(cadata=ca_pem.decode("ascii"))
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2

@@ -1,4 +1,4 @@
-"""The edge's local store: SQLite through SQLAlchemy 2 (``database.dataSource``).
+"""The edge's local store: SQLite through SQLAlchemy 2 Core (``database.dataSource``).
 
 Table ``meta`` as KubeEdge's (``edge/pkg/metamanager/dao/meta.go``): ``key``
 = the wire resource ``<ns>/<type>/<name>``, ``type`` = the resource type,
@@ -12,6 +12,10 @@ Durability: WAL journal, ``synchronous=FULL``; every public call is one
 transaction, so a process killed mid-write leaves the previous or the new state,
 never a mix. SQLite calls block, so they run on one worker thread (which also
 serialises them); the asyncio loop never waits on the disk.
+
+Only SQLAlchemy Core is used (tables and statements, no ORM): ``sqlalchemy.orm``
+costs about 6 MiB of edgecore's resident memory and a key/value table needs
+none of it (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -27,10 +31,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Float, String, Text, create_engine, delete, event, select
+from sqlalchemy import (
+    Column,
+    Float,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    select,
+)
+from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 __all__ = ["MetaStore", "PendingPatch", "StoreError"]
 
@@ -43,25 +58,37 @@ class StoreError(Exception):
     """The local store failed (disk, corruption, locking)."""
 
 
-class _Base(DeclarativeBase):
-    pass
+# The same schema the ORM classes of earlier versions created, so existing
+# databases open unchanged.
+_metadata = MetaData()
+
+_META = Table(
+    "meta",
+    _metadata,
+    Column("key", String(256), primary_key=True),
+    Column("type", String(32), nullable=False, index=True),
+    Column("value", Text, nullable=True),
+)
+
+_PENDING = Table(
+    "pending_patch",
+    _metadata,
+    Column("key", String(256), primary_key=True),
+    Column("operation", String(32), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("group", String(64), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
 
 
-class _Meta(_Base):
-    __tablename__ = "meta"
-    key: Mapped[str] = mapped_column(String(256), primary_key=True)
-    type: Mapped[str] = mapped_column(String(32), index=True)
-    value: Mapped[str | None] = mapped_column(Text, nullable=True)
-
-
-class _Pending(_Base):
-    __tablename__ = "pending_patch"
-    key: Mapped[str] = mapped_column(String(256), primary_key=True)
-    operation: Mapped[str] = mapped_column(String(32))
-    source: Mapped[str] = mapped_column(String(64))
-    group: Mapped[str] = mapped_column(String(64))
-    value: Mapped[str] = mapped_column(Text)
-    updated_at: Mapped[float] = mapped_column(Float)
+def _upsert(table: Table, **values: Any) -> Any:
+    """INSERT, or UPDATE every column but the key when the key exists (the ORM's merge)."""
+    stmt = insert(table).values(**values)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.key],
+        set_={name: stmt.excluded[name] for name in values if name != "key"},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +133,7 @@ class MetaStore:
             cur.execute("PRAGMA synchronous=FULL")
             cur.close()
 
-        _Base.metadata.create_all(engine)
+        _metadata.create_all(engine)
         return cls(engine)
 
     @classmethod
@@ -129,18 +156,17 @@ class MetaStore:
     # -- meta ---------------------------------------------------------------------
 
     def put_sync(self, key: str, type_: str, value: Any) -> None:
-        with Session(self._engine) as s, s.begin():
-            s.merge(_Meta(key=key, type=type_, value=json.dumps(value, separators=(",", ":"))))
+        value_json = json.dumps(value, separators=(",", ":"))
+        with self._engine.begin() as conn:
+            conn.execute(_upsert(_META, key=key, type=type_, value=value_json))
 
     async def put(self, key: str, type_: str, value: Any) -> None:
         await self._run(lambda: self.put_sync(key, type_, value))
 
     def get_sync(self, key: str) -> Any | None:
-        with Session(self._engine) as s:
-            row = s.get(_Meta, key)
-            if row is None or row.value is None:
-                return None
-            return json.loads(row.value)
+        with self._engine.connect() as conn:
+            value = conn.execute(select(_META.c.value).where(_META.c.key == key)).scalar()
+        return None if value is None else json.loads(value)
 
     async def get(self, key: str) -> Any | None:
         return await self._run(lambda: self.get_sync(key))
@@ -149,16 +175,17 @@ class MetaStore:
         keys = list(keys)
 
         def run() -> int:
-            with Session(self._engine) as s, s.begin():
-                result = s.execute(delete(_Meta).where(_Meta.key.in_(keys)))
+            with self._engine.begin() as conn:
+                result = conn.execute(delete(_META).where(_META.c.key.in_(keys)))
                 return int(getattr(result, "rowcount", 0) or 0)
 
         return await self._run(run)
 
     def list_type_sync(self, type_: str) -> list[tuple[str, Any]]:
-        with Session(self._engine) as s:
-            rows = s.execute(select(_Meta.key, _Meta.value).where(_Meta.type == type_)).all()
-            return [(k, json.loads(v)) for k, v in rows if v is not None]
+        query = select(_META.c.key, _META.c.value).where(_META.c.type == type_)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [(k, json.loads(v)) for k, v in rows if v is not None]
 
     async def list_type(self, type_: str) -> list[tuple[str, Any]]:
         return await self._run(lambda: self.list_type_sync(type_))
@@ -167,28 +194,32 @@ class MetaStore:
 
     async def put_pending(self, patch: PendingPatch) -> None:
         def run() -> None:
-            with Session(self._engine) as s, s.begin():
-                s.merge(
-                    _Pending(
-                        key=patch.resource,
-                        operation=patch.operation,
-                        source=patch.source,
-                        group=patch.group,
-                        value=json.dumps(patch.content),
-                        updated_at=time.time(),
-                    )
-                )
+            stmt = _upsert(
+                _PENDING,
+                key=patch.resource,
+                operation=patch.operation,
+                source=patch.source,
+                group=patch.group,
+                value=json.dumps(patch.content),
+                updated_at=time.time(),
+            )
+            with self._engine.begin() as conn:
+                conn.execute(stmt)
 
         await self._run(run)
 
     async def list_pending(self) -> list[PendingPatch]:
         def run() -> list[PendingPatch]:
-            with Session(self._engine) as s:
-                rows = s.scalars(select(_Pending).order_by(_Pending.updated_at)).all()
-                return [
-                    PendingPatch(r.key, r.operation, r.source, r.group, json.loads(r.value))
-                    for r in rows
-                ]
+            query = select(
+                _PENDING.c.key,
+                _PENDING.c.operation,
+                _PENDING.c.source,
+                _PENDING.c.group,
+                _PENDING.c.value,
+            ).order_by(_PENDING.c.updated_at)
+            with self._engine.connect() as conn:
+                rows = conn.execute(query).all()
+            return [PendingPatch(k, op, src, grp, json.loads(v)) for k, op, src, grp, v in rows]
 
         return await self._run(run)
 
@@ -200,10 +231,10 @@ class MetaStore:
         """
 
         def run() -> None:
-            stmt = delete(_Pending).where(_Pending.key == resource)
+            stmt = delete(_PENDING).where(_PENDING.c.key == resource)
             if content is not None:
-                stmt = stmt.where(_Pending.value == json.dumps(content))
-            with Session(self._engine) as s, s.begin():
-                s.execute(stmt)
+                stmt = stmt.where(_PENDING.c.value == json.dumps(content))
+            with self._engine.begin() as conn:
+                conn.execute(stmt)
 
         await self._run(run)

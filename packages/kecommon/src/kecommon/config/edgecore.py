@@ -82,9 +82,7 @@ class TailoredKubeletConfig(KEModel):
         )
     )
     OPEN: ClassVar[bool] = True
-    UNIMPLEMENTED: ClassVar[frozenset[str]] = frozenset(
-        {"contentType", "readOnlyPort", "address"}
-    )
+    UNIMPLEMENTED: ClassVar[frozenset[str]] = frozenset({"contentType", "readOnlyPort", "address"})
 
     #: edged runs no static pods; it only warns when manifests lie here (docs/edgecore.md).
     static_pod_path: PathStr = "/etc/kubeedge/manifests"

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import TYPE_CHECKING
 
 from kecommon.config.base import ConfigError
-from kecommon.config.cloudcore import CloudCoreConfig
-from kecommon.config.edgecore import EdgeCoreConfig
+
+if TYPE_CHECKING:  # annotations only: edgecore must not import the cloud models
+    from kecommon.config.cloudcore import CloudCoreConfig
+    from kecommon.config.edgecore import EdgeCoreConfig
 
 __all__ = ["validate_cloudcore", "validate_edgecore"]
 
