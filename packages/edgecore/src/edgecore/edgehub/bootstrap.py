@@ -48,7 +48,6 @@ from edgecore.edgehub.errors import (
 )
 from edgecore.edgehub.settings import EdgeHubSettings
 from kecommon import certs
-from kecommon import token as kctoken
 
 __all__ = [
     "CertInfo",
@@ -90,6 +89,8 @@ class CertInfo:
 
 def parse_token(token: str) -> tuple[str, str]:
     """Split ``<caHash>.<header>.<payload>.<signature>`` into hash and JWT."""
+    from kecommon import token as kctoken  # PyJWT (2 MiB): only a bootstrapping node needs it
+
     try:
         ca_hash, jwt = kctoken.split_token(token)
     except kctoken.TokenMalformed as exc:
@@ -202,6 +203,8 @@ async def fetch_ca(http_server: str, *, timeout: float = 30.0) -> bytes:
 
 def verify_ca(ca_der: bytes, ca_hash: str) -> bytes:
     """Check the CA against the token's hash and return it as PEM."""
+    from kecommon import token as kctoken
+
     actual = kctoken.ca_hash(ca_der)
     if not hmac.compare_digest(actual, ca_hash):
         raise CAHashMismatch(
