@@ -38,6 +38,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
+from edgecore.edgehub import certhttp
 from edgecore.edgehub.errors import (
     BootstrapError,
     CAHashMismatch,
@@ -183,19 +184,16 @@ def _url(http_server: str, path: str) -> str:
 
 async def fetch_ca(http_server: str, *, timeout: float = 30.0) -> bytes:
     """``GET /ca.crt`` with verification off (the token's hash checks it); DER bytes."""
-    import aiohttp  # only bootstrap needs an HTTP client: not loaded while idle
-
     url = _url(http_server, "/ca.crt")
     try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
-            session.get(url, ssl=False) as resp,
-        ):
-            body = await resp.content.read(MAX_CERT_BODY + 1)
-            if resp.status != 200:
-                raise CloudUnreachable(f"GET {url} answered HTTP {resp.status}: {body[:200]!r}")
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        reply = await certhttp.get(
+            url, ssl_context=certhttp.insecure_context(), timeout=timeout, max_body=MAX_CERT_BODY
+        )
+    except (TimeoutError, OSError, ValueError) as exc:
         raise CloudUnreachable(f"cannot reach the cloud at {url}: {_why(exc)}") from exc
+    body = reply.body
+    if reply.status != 200:
+        raise CloudUnreachable(f"GET {url} answered HTTP {reply.status}: {body[:200]!r}")
     if len(body) > MAX_CERT_BODY:
         raise BootstrapError(f"GET {url}: the CA body is larger than {MAX_CERT_BODY} bytes")
     return body
@@ -232,8 +230,6 @@ async def request_certificate(
     The server is verified against ``ca_pem`` with hostname checking. Returns
     the issued certificate as DER.
     """
-    import aiohttp  # only bootstrap and rotation need an HTTP client: not loaded while idle
-
     url = _url(http_server, "/edge.crt")
     ctx = ssl.create_default_context(cadata=ca_pem.decode("ascii"))
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -243,19 +239,22 @@ async def request_certificate(
     if jwt is not None:
         headers["Authorization"] = f"Bearer {jwt}"
     try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
-            session.get(url, data=csr_der, headers=headers, ssl=ctx) as resp,
-        ):
-            body = await resp.content.read(MAX_CERT_BODY + 1)
-            status = resp.status
-    except aiohttp.ClientConnectorCertificateError as exc:
+        reply = await certhttp.get(
+            url,
+            ssl_context=ctx,
+            timeout=timeout,
+            max_body=MAX_CERT_BODY,
+            headers=headers,
+            body=csr_der,
+        )
+    except ssl.SSLCertVerificationError as exc:
         raise BootstrapError(
             f"the server at {url} does not present a certificate of the fetched CA "
             f"for this host name: {exc}"
         ) from exc
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+    except (TimeoutError, OSError, ValueError) as exc:
         raise CloudUnreachable(f"cannot reach the cloud at {url}: {_why(exc)}") from exc
+    body, status = reply.body, reply.status
     text = body[:500].decode("utf-8", "replace").strip()
     if status in (401, 403):
         raise TokenRefused(status, text or "no reason given")
