@@ -5,6 +5,12 @@ the edged module it loads) and prints the RSS added by each step. The
 order matters (a step includes what it pulls in that earlier steps did not),
 so read the column as "what this step added on top of the ones above".
 Used by docs/performance.md to say what dominates edgecore's memory.
+
+The steps are what a node that already has its certificate imports: the HTTP
+client and JWT code of certificate bootstrap are not among them, nor QUIC,
+the MQTT libraries, SQLAlchemy's ORM or cloudcore's config models
+(tests/edgehub/test_edgecore_footprint.py keeps it so). The last line says
+whether importing the steps pulled any of those in anyway.
 """
 
 from __future__ import annotations
@@ -21,12 +27,12 @@ STEPS = [
     "json",
     "yaml",
     "pydantic",
-    "kecommon.config",
+    "kecommon.config.edgeload",
     "cryptography.x509",
     "cryptography.hazmat.primitives.asymmetric.ec",
     "websockets.asyncio.client",
     "sqlalchemy",
-    "aiohttp",
+    "sqlalchemy.dialects.sqlite",
     "grpc",
     "grpc.aio",
     "cri_api",
@@ -36,6 +42,19 @@ STEPS = [
     "edgecore.edged.module",
     "edgecore.app",
     "edgecore.cli",
+]
+
+
+#: what the running edge must not have imported (see the test named above)
+NOT_IMPORTED = [
+    "aiohttp",
+    "jwt",
+    "aioquic",
+    "amqtt",
+    "aiomqtt",
+    "rich",
+    "sqlalchemy.orm",
+    "kecommon.config.cloudcore",
 ]
 
 
@@ -53,7 +72,11 @@ def main() -> int:
         now = rss_kb()
         print(f"{name:48} {(now - last) / 1024:6.1f} {now / 1024:9.1f} {len(sys.modules):7d}")
         last = now
-    return 0
+    pulled = [name for name in NOT_IMPORTED if name in sys.modules]
+    print(f"not imported: {', '.join(n for n in NOT_IMPORTED if n not in pulled)}")
+    if pulled:
+        print(f"imported although the running edge does not need them: {', '.join(pulled)}")
+    return 1 if pulled else 0
 
 
 if __name__ == "__main__":
