@@ -419,7 +419,10 @@ class EdgeHub:
                     "node %s: %s not sent: %s", self._node, event.msg.describe(), event.reason
                 )
         elif isinstance(event, events.CloudConnected):
-            await self._notify_modules(connected=True)
+            # a session that is already gone is not announced (its disconnect
+            # is): as before the split, when the first keepalive cannot be written
+            if self._proto.connected and self._proto.sessions == event.session:
+                await self._notify_modules(connected=True)
         elif isinstance(event, events.CloudDisconnected):
             with contextlib.suppress(ContextClosed):
                 await self._notify_modules(connected=False)
