@@ -161,7 +161,10 @@ class EdgeController:
             await asyncio.sleep(self.settings.node_check_interval)
             for node in self.health.due(time.monotonic()):
                 if self.nodes is not None and self.nodes.get(node) is None:
-                    continue  # not (or no longer) an edge node
+                    # Not (or no longer) an edge node: drop its state, or every
+                    # node that ever connected would stay in the table.
+                    self.health.forget(node)
+                    continue
                 try:
                     await mark_node_unknown(self.client, node)
                 except kubeclient.KubeClientError as exc:
