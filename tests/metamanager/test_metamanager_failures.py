@@ -12,6 +12,7 @@ from beehive.message import Message
 from edgecore.metaclient import MetaClient
 from edgecore.metamanager.manager import MetaManager
 from edgecore.metamanager.settings import MetaSettings
+from edgecore.metamanager.store import MetaStore
 
 
 async def test_a_request_that_fails_unexpectedly_is_answered_with_an_error(
@@ -50,3 +51,34 @@ async def test_a_request_that_fails_unexpectedly_is_answered_with_an_error(
         await asyncio.gather(task, return_exceptions=True)
         await manager.cleanup()
         ctx.close()
+
+
+def test_metaclient_waits_longer_than_metamanager_asks_the_cloud() -> None:
+    # metamanager answers from its store when the cloud is silent for
+    # remoteQueryTimeout; a client giving up at the same moment never sees
+    # that answer (both defaulted to 60 s).
+    ctx = Context()
+    assert MetaClient(ctx).timeout > MetaSettings().remote_query_timeout
+
+
+async def test_a_silent_cloud_is_answered_from_the_store(tmp_path: Path) -> None:
+    ctx = Context()
+    ctx.add_module(c.MOD_METAMANAGER, c.GROUP_META)
+    ctx.add_module("websocket", "hub")  # a hub that takes requests and never answers
+    remote = 0.3
+    manager = MetaManager(
+        MetaSettings(data_source=str(tmp_path / "edge.db"), remote_query_timeout=remote)
+    )
+    manager.store = await MetaStore.open(tmp_path / "edge.db")
+    task = asyncio.create_task(manager.start(ctx))
+    try:
+        await manager.store.put("null/node/edge-1", c.RT_NODE, {"metadata": {"name": "edge-1"}})
+        client = MetaClient(ctx, remote_query_timeout=remote)
+        node = await client.get_node("edge-1")
+        assert node["metadata"]["name"] == "edge-1"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await manager.cleanup()
+        ctx.close()
+
