@@ -568,3 +568,29 @@ def test_content_as_json_bytes_or_text() -> None:
     assert delivery.content_object(down(content=b'{"a": 1}')) == {"a": 1}
     assert delivery.content_object(down(content="[1, 2]")) is None
     assert delivery.content_object(down(content=None)) is None
+
+
+def test_per_object_memory_of_a_long_session_is_bounded() -> None:
+    # Pod churn on a node whose session lives for weeks: every object gets a
+    # new UID, so remembering each acked version or delete forever grows
+    # without bound.
+    c = core(DeliverySettings(keepalive_timeout=None, remember_limit=8))
+    for i in range(50):
+        update = down(uid=f"u{i}", name=f"p{i}", rv="1")
+        c.enqueue(update, now=0)
+        assert c.next_message(0) is update
+        c.receive_ack(update.msg_id, now=0)
+        delete = down("delete", uid=f"u{i}", name=f"p{i}", rv="")
+        c.enqueue(delete, now=0)
+        assert c.next_message(0) is delete
+        c.receive_ack(delete.msg_id, now=0)
+    assert c.remembered_objects() <= 2 * 8
+    c.events_received()
+    # the most recent ones are still remembered
+    c.enqueue(down("update", uid="u49", name="p49", rv="2"), now=0)
+    assert dropped(c) == [delivery.DROP_AFTER_DELETE]
+
+
+def test_remember_limit_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        DeliverySettings(remember_limit=0)

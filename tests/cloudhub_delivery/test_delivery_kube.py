@@ -78,6 +78,21 @@ async def test_recorder_writes_and_removes_object_syncs(kube_api: Any, kube: Any
     await rec.record_ack(node, down("delete", node=node, namespace=ns, uid="u-1", rv=""))
 
 
+async def test_recorder_cache_is_bounded(kube_api: Any, kube: Any) -> None:
+    # Records of objects (or nodes) that went away without an acked delete
+    # stayed in the cache for the life of cloudcore.
+    ns = await kube_api.make_namespace("osync")
+    node = await kube_api.make_node("edge")
+    rec = ObjectSyncRecorder(kube, cache_limit=3)
+    for i in range(6):
+        msg = down("update", node=node, namespace=ns, uid=f"u-{i}", name=f"cm{i}", rv=str(10 + i))
+        await rec.record_ack(node, msg)
+    assert rec.cached_records() == 3
+    # a forgotten record is read back from the API server
+    oldest = down("update", node=node, namespace=ns, uid="u-0", name="cm0", rv="10")
+    assert await rec.recorded_version(node, oldest) == "10"
+
+
 async def test_recorder_uses_cluster_object_sync_for_null_namespace(
     kube_api: Any, kube: Any
 ) -> None:

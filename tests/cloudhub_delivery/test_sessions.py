@@ -226,6 +226,39 @@ async def test_new_connection_replaces_the_old_session() -> None:
         assert old.frames.empty()
 
 
+class SlowClose(MemConnection):
+    """A connection whose close takes a while (a peer slow to answer the close)."""
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__(node_id)
+        self.release = asyncio.Event()
+
+    async def close(self, code: int, reason: str) -> None:
+        await super().close(code, reason)
+        await self.release.wait()
+
+
+async def test_two_reconnects_racing_leave_one_live_session() -> None:
+    # conn2 replaces conn1, whose close is slow; meanwhile conn3 connects too.
+    # The last one installed must be the only session left: an overwritten one
+    # would keep its writer task and connection with nobody to end them.
+    async with hub() as h:
+        first = SlowClose(NODE)
+        second, third = MemConnection(NODE), MemConnection(NODE)
+        await h.manager.on_connect(first)
+        replacing = asyncio.create_task(h.manager.on_connect(second))
+        await wait_until(lambda: first.closed is not None)
+        assert await h.manager.on_connect(third)
+        first.release.set()
+        assert await replacing
+        live = h.manager.session(NODE)
+        assert live is not None
+        assert [c.closed is None for c in (first, second, third)].count(True) == 1
+        assert live.conn.closed is None
+        await h.send(down())
+        assert (await live.conn.next_frame()).resource == "default/configmap/cm"  # type: ignore[attr-defined]
+
+
 async def test_node_limit_refuses_with_a_reason() -> None:
     async with hub(node_limit=1) as h:
         assert await h.manager.on_connect(MemConnection("n1"))

@@ -190,6 +190,32 @@ async def test_report_for_unknown_device_and_membership_detail(hub: Hub) -> None
     assert not [s for s in hub.seen if s.wire.parent_id == msg.msg_id]
 
 
+async def test_a_node_cannot_report_for_a_device_bound_to_another(hub: Hub) -> None:
+    # The node comes from the connection; a report about another node's device
+    # must not change that device's status.
+    ns = await hub.kube_api.make_namespace("owner")
+    owner, intruder = await hub.edge_node("owner"), await hub.edge_node("intruder")
+    c = hub.client
+    await c.create(DEVICEMODELS, model("m"), ns)
+    await c.create(DEVICES, device("d1", owner, "m"), ns)
+    before = await eventually(lambda: _get(c, DEVICESTATUSES, "d1", ns))
+    confirm = await hub.request(
+        intruder, f"device/{ns}/d1/twin/edge_updated", "update",
+        {"twin": {"temperature": {"actual": {"value": "99"}}}},
+        source="twin", group="resource", to_group="devicecontroller")
+    assert confirm.content == "OK"  # answered, so the edge does not resend it
+    await hub.request(
+        intruder, f"device/{ns}/d1/state/update", "update", {"device": {"state": "offline"}},
+        source="twin", group="resource", to_group="devicecontroller")
+    after = await c.get(DEVICESTATUSES, "d1", ns)
+    assert after.get("status") == before.get("status")
+    # the owner still can
+    await hub.request(
+        owner, f"device/{ns}/d1/state/update", "update", {"device": {"state": "online"}},
+        source="twin", group="resource", to_group="devicecontroller")
+    assert (await c.get(DEVICESTATUSES, "d1", ns))["status"]["state"] == "online"
+
+
 async def _get(c: kubeclient.KubeClient, ref: kubeclient.ResourceRef, name: str,
                ns: str) -> dict[str, Any] | None:
     try:

@@ -185,6 +185,18 @@ async def test_connected_but_silent_node_goes_unknown(hub: Hub) -> None:
     await eventually(unknown)  # no lease renewal nor status for the grace period
 
 
+async def test_a_deleted_node_is_no_longer_tracked(hub: Hub) -> None:
+    # Health state per node that was never dropped grew with every node that
+    # ever connected (node churn), long after the nodes were deleted.
+    hub.ec.health.grace = 0.5
+    name, _ = await register(hub)
+    await hub.connection(name, "connected")
+    assert name in hub.ec.health
+    await hub.client.delete(kubeclient.NODES, name)
+    await hub.connection(name, "disconnected")  # cloudhub ends the session
+    await eventually(lambda: name not in hub.ec.health)
+
+
 async def test_k8s_ca_and_unknown_requests(hub: Hub) -> None:
     name = await hub.edge_node()
     ca = await hub.request(name, "k8s/ca.crt", "query")

@@ -96,3 +96,16 @@ def test_static_pods_are_warned_about_only_when_manifests_exist(
     (full / "web.yaml").write_text("kind: Pod\n")
     lines = warned(full)
     assert len(lines) == 1 and "web.yaml" in lines[0] and str(full) in lines[0]
+
+
+def test_edged_waits_as_long_as_metamanager_asks_the_cloud() -> None:
+    from edgecore.edged.module import build_module
+
+    cfg = parse_edgecore_config(
+        "apiVersion: edgecore.config.kubeedge.io/v1alpha2\n"
+        "kind: EdgeCore\n"
+        "modules:\n"
+        "  metaManager:\n"
+        "    remoteQueryTimeout: 7\n"
+    )
+    assert build_module(cfg).remote_query_timeout == 7.0

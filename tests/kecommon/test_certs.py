@@ -298,3 +298,22 @@ def test_write_file_uses_kubeedge_modes_through_umask(tmp_path: object) -> None:
     certs.write_file(target, b"again")
     assert target.read_bytes() == b"again"
     assert [p.name for p in target.parent.iterdir()] == ["server.key"]
+
+
+def test_write_file_never_leaves_keys_writable_by_others(tmp_path: object) -> None:
+    # With umask 0 (containers, daemons started that way) KubeEdge's 0622/0722
+    # would give a world-writable CA key and directory: anyone could swap them.
+    from pathlib import Path
+
+    base = Path(str(tmp_path))
+    old = os.umask(0)
+    try:
+        key = base / "pki" / "ca.key"
+        certs.write_file(key, b"secret")
+        explicit = base / "edge" / "server.key"
+        certs.write_file(explicit, b"secret", mode=0o622, dir_mode=0o722)
+    finally:
+        os.umask(old)
+    for path in (key, explicit):
+        assert stat.S_IMODE(path.stat().st_mode) & 0o022 == 0
+        assert stat.S_IMODE(path.parent.stat().st_mode) & 0o022 == 0

@@ -11,7 +11,6 @@ SIGTERM/SIGINT stop the modules in reverse order and exit 0.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 from pathlib import Path
@@ -70,11 +69,3 @@ async def run(cfg: Any, *, config_file: Path | None = None) -> int:
     runtime = Runtime(registry, cfg)
     return await runtime.run(handle_signals=True)
 
-
-def main(config_file: Path) -> int:
-    from kecommon.config import load_edgecore_config
-
-    cfg = load_edgecore_config(config_file)
-    node = getattr(getattr(getattr(cfg, "modules", None), "edged", None), "hostname_override", "")
-    log.info("edgecore starting: node %s, config %s", node, config_file)
-    return asyncio.run(run(cfg, config_file=config_file))

@@ -25,6 +25,7 @@ from beehive import constants as c
 from beehive.context import Context
 from beehive.exceptions import ContextError, SyncTimeout
 from beehive.message import Message
+from edgecore.metamanager.settings import DEFAULT_REMOTE_QUERY_TIMEOUT
 from edgecore.metamanager.shapes import REASON_QUEUED, split_answer
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ __all__ = [
 ]
 
 LEASE_NAMESPACE = "kube-node-lease"
+#: seconds a client waits beyond metamanager's remoteQueryTimeout, so that the
+#: answer metamanager then gives from its store still reaches it
+ANSWER_MARGIN = 5.0
 
 
 class MetaError(Exception):
@@ -106,10 +110,33 @@ def _name_of(obj: dict[str, Any]) -> str:
 class MetaClient:
     """edged's client of metamanager."""
 
-    def __init__(self, ctx: Context, *, source: str = c.MOD_EDGED, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        source: str = c.MOD_EDGED,
+        timeout: float | None = None,
+        remote_query_timeout: float = DEFAULT_REMOTE_QUERY_TIMEOUT,
+    ) -> None:
+        """
+        Args:
+            ctx: the beehive context metamanager runs on.
+            source: the module the requests come from.
+            timeout: seconds to wait for metamanager's answer. By default
+                ``remote_query_timeout`` plus :data:`ANSWER_MARGIN`: when the
+                cloud stays silent metamanager answers from its store only after
+                ``remote_query_timeout``, and a client giving up at the same
+                moment would never see that answer.
+            remote_query_timeout: metamanager's ``remoteQueryTimeout``.
+        """
         self._ctx = ctx
         self._source = source
-        self._timeout = timeout
+        self._timeout = timeout if timeout is not None else remote_query_timeout + ANSWER_MARGIN
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a request waits for metamanager's answer."""
+        return self._timeout
 
     def build(self, operation: str, resource: str, content: Any = None) -> Message:
         """The request message, exactly as it goes to metamanager (and the wire)."""

@@ -79,6 +79,8 @@ MAX_CSR_SIZE = 1024 * 1024
 #: they go through the process umask, so with the usual 022 they become 0600/0700.
 FILE_MODE = 0o622
 DIR_MODE = 0o722
+#: Permission bits :func:`write_file` always clears, whatever the umask.
+_NOT_WRITABLE_BY_OTHERS = 0o022
 
 #: Go's ``x509.ExtKeyUsage`` numbers as sent in the ``ExtKeyUsages`` header, for
 #: the usages we are willing to sign. ``Any`` (0) is refused on purpose: it would
@@ -533,10 +535,14 @@ def _single(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
 def write_file(path: Path, data: bytes, *, mode: int = FILE_MODE, dir_mode: int = DIR_MODE) -> None:
     """Write ``data`` to ``path`` with KubeEdge's modes, creating parent dirs.
 
-    Like Go's ``os.WriteFile``/``MkdirAll`` the modes go through the umask. The
-    file is written to a temporary sibling and renamed, so a reader never sees
-    half a certificate.
+    Like Go's ``os.WriteFile``/``MkdirAll`` the modes go through the umask, and
+    on top of it group and other write bits are always cleared: with umask 0
+    KubeEdge's 0622/0722 would leave a private key (or its directory) writable
+    by anyone. The file is written to a temporary sibling and renamed, so a
+    reader never sees half a certificate.
     """
+    mode &= ~_NOT_WRITABLE_BY_OTHERS
+    dir_mode &= ~_NOT_WRITABLE_BY_OTHERS
     path.parent.mkdir(mode=dir_mode, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)

@@ -37,10 +37,12 @@ Two lanes, as KubeEdge's NodeMessagePool:
   ObjectSync record).
 
 Beyond KubeEdge, the machine remembers the last acked resourceVersion of each
-object for the life of the session and drops anything not newer. That closes a
-race KubeEdge leaves open (an older update arriving just after the newer one
+object (and which objects it deleted) and drops anything not newer. That closes
+a race KubeEdge leaves open (an older update arriving just after the newer one
 was acked) and is what guarantees the edge applies every object's versions in
-increasing order.
+increasing order. The memory is bounded by ``remember_limit`` objects per kind
+(versions, deletes), policy **drop the least recently acked**: a forgotten
+object falls back to its ObjectSync record, as at the start of a session.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ import heapq
 import json
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from beehive.constants import (
     CONTENT_OK,
@@ -88,6 +90,7 @@ __all__ = [
 ]
 
 Lane = Literal["noack", "ack"]
+_V = TypeVar("_V")
 
 # Substrings of a resource that make a message NoAck (noAckRequired).
 _NOACK_RESOURCE_PARTS: Final = (
@@ -142,13 +145,16 @@ class DeliverySettings:
     noack_limit: int = 1024
     #: bound of distinct objects waiting in the ack lane (policy: drop new keys)
     ack_store_limit: int = 100_000
+    #: bound of acked versions and of acked deletes remembered per session
+    #: (policy: forget the least recently acked; pod churn would grow it forever)
+    remember_limit: int = 100_000
 
     def __post_init__(self) -> None:
         if self.ack_timeout <= 0:
             raise ValueError("ack_timeout must be positive")
         if self.max_retries < 0:
             raise ValueError("max_retries must not be negative")
-        if self.noack_limit <= 0 or self.ack_store_limit <= 0:
+        if self.noack_limit <= 0 or self.ack_store_limit <= 0 or self.remember_limit <= 0:
             raise ValueError("queue limits must be positive")
 
     def backoff(self, failures: int) -> float:
@@ -395,8 +401,9 @@ class NodeDeliveryProtocol:
         self._delayed: list[tuple[float, str]] = []  # heap of (due, key)
         self._delayed_keys: set[str] = set()
         self._failures: dict[str, int] = {}
-        self._acked_rv: dict[str, str] = {}
-        self._deleted: set[str] = set()  # keys whose op-delete was acked
+        # Both bounded by settings.remember_limit, least recently acked first out.
+        self._acked_rv: OrderedDict[str, str] = OrderedDict()
+        self._deleted: OrderedDict[str, None] = OrderedDict()  # keys whose op-delete was acked
         self._inflight: _InFlight | None = None
         self._last_keepalive = now
         self._closed = False
@@ -520,12 +527,13 @@ class NodeDeliveryProtocol:
         self._inflight = None
         key, msg = inflight.key, inflight.msg
         self._failures.pop(key, None)
-        if msg.resource_version:
-            self._acked_rv[key] = msg.resource_version
         if msg.operation == OP_DELETE:
             # The object is gone on the edge: UIDs are never reused, so
             # anything later for this key is a repeat or a stale update.
-            self._deleted.add(key)
+            self._acked_rv.pop(key, None)
+            _remember(self._deleted, key, None, self.settings.remember_limit)
+        elif msg.resource_version:
+            _remember(self._acked_rv, key, msg.resource_version, self.settings.remember_limit)
         if self._store.get(key) is msg:
             del self._store[key]
         elif key in self._store:
@@ -652,7 +660,19 @@ class NodeDeliveryProtocol:
         """Messages waiting: NoAck FIFO plus objects in the ack store."""
         return len(self._noack) + len(self._store)
 
+    def remembered_objects(self) -> int:
+        """Objects whose acked version or delete this session remembers."""
+        return len(self._acked_rv) + len(self._deleted)
+
     def _drop(self, msg: Message, reason: str) -> None:
         self.stats.dropped += 1
         self.stats.dropped_by_reason[reason] = self.stats.dropped_by_reason.get(reason, 0) + 1
         self._events.append(MessageDropped(msg, reason))
+
+
+def _remember(table: OrderedDict[str, _V], key: str, value: _V, limit: int) -> None:
+    """Set ``table[key]`` as the most recent entry, forgetting the oldest beyond ``limit``."""
+    table[key] = value
+    table.move_to_end(key)
+    while len(table) > limit:
+        table.popitem(last=False)

@@ -16,13 +16,17 @@ protocol.md 4.2, 4.3):
 
 A small cache of recorded versions avoids a GET per message. It is only ever a
 lower bound of what is in the API server (this process is the only writer of
-versions), which is all the "already delivered" check needs.
+versions), which is all the "already delivered" check needs. It holds at most
+``cache_limit`` records, policy **drop the least recently used** (a miss costs
+one GET): records of objects or nodes that went away without an acked delete
+would otherwise stay for the life of the process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections import OrderedDict
 from typing import Any
 
 import kubeclient
@@ -46,10 +50,23 @@ log = logging.getLogger(__name__)
 class ObjectSyncRecorder:
     """Reads and writes the (Cluster)ObjectSync records through kubeclient."""
 
-    def __init__(self, client: kubeclient.KubeClient) -> None:
+    def __init__(self, client: kubeclient.KubeClient, *, cache_limit: int = 100_000) -> None:
+        if cache_limit <= 0:
+            raise ValueError("cache_limit must be positive")
         self._client = client
-        # (namespace, sync name) -> last recorded resourceVersion
-        self._cache: dict[tuple[str, str], str] = {}
+        self._cache_limit = cache_limit
+        # (namespace, sync name) -> last recorded resourceVersion, least recent first
+        self._cache: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    def cached_records(self) -> int:
+        """How many recorded versions are cached."""
+        return len(self._cache)
+
+    def _remember(self, key: tuple[str, str], version: str) -> None:
+        self._cache[key] = version
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_limit:
+            self._cache.popitem(last=False)
 
     @staticmethod
     def _target(node: str, msg: Message) -> tuple[str, str, str, str] | None:
@@ -85,6 +102,7 @@ class ObjectSyncRecorder:
         namespace, sync_name, obj_name, rtype = target
         cached = self._cache.get((namespace, sync_name))
         if cached is not None:
+            self._cache.move_to_end((namespace, sync_name))
             return cached
         ref, ns = self._ref(namespace), self._ns(namespace)
         try:
@@ -95,10 +113,10 @@ class ObjectSyncRecorder:
                 await self._client.create(ref, body, namespace=ns)
             except kubeclient.AlreadyExists:
                 return None  # created concurrently; let this message through
-            self._cache[(namespace, sync_name)] = INITIAL_RESOURCE_VERSION
+            self._remember((namespace, sync_name), INITIAL_RESOURCE_VERSION)
             return INITIAL_RESOURCE_VERSION
         recorded = str((current.get("status") or {}).get("objectResourceVersion") or "0")
-        self._cache[(namespace, sync_name)] = recorded
+        self._remember((namespace, sync_name), recorded)
         return recorded
 
     async def record_ack(self, node: str, msg: Message) -> None:
@@ -128,7 +146,7 @@ class ObjectSyncRecorder:
             await self._client.patch(
                 ref, sync_name, status, namespace=ns, patch_type="merge", subresource="status"
             )
-        self._cache[(namespace, sync_name)] = rv
+        self._remember((namespace, sync_name), rv)
 
     @staticmethod
     def _body(

@@ -392,8 +392,15 @@ class SessionManager:
             log.warning("node=%s refused: %s", node, reason)
             await conn.close(CLOSE_NODE_LIMIT, reason)
             return False
-        if old is not None:
+        while old is not None:
             await old.end(CLOSE_REPLACED, "replaced by a new connection")
+            current = self._sessions.get(node)
+            if current is old:
+                break  # another on_connect is still ending it: take its place
+            # Another connection of this node was installed while we waited:
+            # replace it too, or it would be overwritten below and orphaned
+            # (its writer and connection left with nobody to end them).
+            old = current
         session = NodeSession(self, conn, settings=self.settings.delivery_settings())
         self._sessions[node] = session
         metrics.CONNECTED_NODES.set(len(self._sessions))

@@ -15,8 +15,7 @@ from typing import Any
 import kubeclient
 from beehive.constants import GROUP_DEVICECONTROLLER, MOD_DEVICECONTROLLER
 from beehive.context import Context
-from beehive.exceptions import ContextClosed
-from beehive.message import Message
+from cloudcore.controlloop import receive_into_workers, supervise
 from cloudcore.devicecontroller.downstream import DeviceDownstream
 from cloudcore.devicecontroller.upstream import DeviceUpstream
 from cloudcore.keyedworkers import KeyedWorkers
@@ -63,14 +62,9 @@ class DeviceController:
             asyncio.create_task(self._receive_loop(ctx, up), name="devicecontroller-upstream"),
         ]
         log.info("devicecontroller started")
-        receiver = self._tasks[-1]
-        pending = set(self._tasks)
         try:
-            while receiver in pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    if not task.cancelled() and task.exception() is not None:
-                        raise RuntimeError(f"{task.get_name()} died") from task.exception()
+            # Runs until the context closes (the receiver returns) or a task dies.
+            await supervise(self._tasks, main=self._tasks[-1])
         finally:
             await self.cleanup()
 
@@ -87,16 +81,8 @@ class DeviceController:
 
     async def _receive_loop(self, ctx: Context, up: DeviceUpstream) -> None:
         assert self._workers is not None
-        while True:
-            try:
-                msg = await ctx.receive(self.name)
-            except ContextClosed:
-                return
-
-            async def job(m: Message = msg) -> None:
-                await up.handle(m)
-
-            await self._workers.submit(up.node_key(msg), job)
+        await receive_into_workers(ctx, self.name, self._workers, handle=up.handle,
+                                   key=up.node_key)
 
     async def cleanup(self) -> None:
         tasks, self._tasks = self._tasks, []

@@ -14,6 +14,10 @@ Each is confirmed with ``response`` / content ``OK`` on resource
 edge's msg id. A transient API failure is not confirmed, so the edge's twin
 module resends it (it retries unconfirmed messages after 60 s).
 ``membership/detail`` requests are ignored, as KubeEdge does.
+
+Beyond KubeEdge, a report is applied only when the Device's ``spec.nodeName``
+is the node the message came from (the connection's, never the message's):
+one node cannot write the status of another node's device.
 """
 
 from __future__ import annotations
@@ -124,15 +128,22 @@ class DeviceUpstream:
             return
         if not isinstance(content, dict):
             content = {}
+        if suffix not in ("twin/edge_updated", "state/update"):
+            log.warning("node %s: unsupported device message %s (msg %s)", node, suffix,
+                        msg.msg_id)
+            return
         try:
-            if suffix == "twin/edge_updated":
-                await self.twin_updated(node, ns, name, content)
-            elif suffix == "state/update":
-                await self.state_updated(node, ns, name, content)
+            device = await self._device(ns, name)
+            bound = str((device.get("spec") or {}).get("nodeName") or "")
+            if bound != node:
+                # The node is the connection's; the resource names the device.
+                # Confirmed so the edge does not resend it, but not applied.
+                log.warning("node %s: %s for device %s/%s refused: it is bound to %r (msg %s)",
+                            node, suffix, ns, name, bound, msg.msg_id)
+            elif suffix == "twin/edge_updated":
+                await self.twin_updated(node, ns, name, content, device=device)
             else:
-                log.warning("node %s: unsupported device message %s (msg %s)", node, suffix,
-                            msg.msg_id)
-                return
+                await self.state_updated(node, ns, name, content)
         except (kubeclient.ApiConnectionError, kubeclient.ServerError,
                 kubeclient.TooManyRequests) as exc:
             log.warning("node %s: %s for %s/%s not applied (%s); not confirmed", node, suffix,
@@ -162,14 +173,21 @@ class DeviceUpstream:
             # /status path; patch the object itself.
             await self.client.patch(kubeclient.DEVICESTATUSES, name, body, ns)
 
-    async def twin_updated(self, node: str, ns: str, name: str, content: Obj) -> None:
-        reported = content.get("twin") or {}
-        if not isinstance(reported, dict):
-            return
+    async def _device(self, ns: str, name: str) -> Obj:
+        """The Device, from the informer cache or else the API (raises NotFound)."""
         informer = self._devices()
         device = informer.get(name, ns) if informer is not None else None
         if device is None:
             device = await self.client.get(kubeclient.DEVICES, name, ns)
+        return device
+
+    async def twin_updated(self, node: str, ns: str, name: str, content: Obj, *,
+                           device: Obj | None = None) -> None:
+        reported = content.get("twin") or {}
+        if not isinstance(reported, dict):
+            return
+        if device is None:
+            device = await self._device(ns, name)
         props = {str(p.get("name")) for p in (device.get("spec") or {}).get("properties") or []
                  if isinstance(p, dict)}
         current = await self.client.get(kubeclient.DEVICESTATUSES, name, ns)

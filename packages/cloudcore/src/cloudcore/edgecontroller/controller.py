@@ -25,8 +25,7 @@ from typing import Any
 import kubeclient
 from beehive.constants import GROUP_EDGECONTROLLER, MOD_EDGECONTROLLER
 from beehive.context import Context
-from beehive.exceptions import ContextClosed
-from beehive.message import Message
+from cloudcore.controlloop import receive_into_workers, supervise
 from cloudcore.edgecontroller.downstream import EDGE_NODE_LABEL, Downstream
 from cloudcore.edgecontroller.health import NodeHealth
 from cloudcore.edgecontroller.locator import NodeLocator
@@ -114,30 +113,16 @@ class EdgeController:
             asyncio.create_task(self._receive_loop(ctx, up), name="edgecontroller-upstream"),
         ]
         log.info("edgecontroller started")
-        receiver = self._tasks[-1]
-        pending = set(self._tasks)
         try:
-            # Runs until the context closes (receiver returns) or a task crashes.
-            while receiver in pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    if not task.cancelled() and task.exception() is not None:
-                        raise RuntimeError(f"{task.get_name()} died") from task.exception()
+            # Runs until the context closes (the receiver returns) or a task dies.
+            await supervise(self._tasks, main=self._tasks[-1])
         finally:
             await self.cleanup()
 
     async def _receive_loop(self, ctx: Context, up: Upstream) -> None:
         assert self._workers is not None
-        while True:
-            try:
-                msg = await ctx.receive(self.name)
-            except ContextClosed:
-                return
-
-            async def job(m: Message = msg) -> None:
-                await up.handle(m)
-
-            await self._workers.submit(up.node_key(msg), job)
+        await receive_into_workers(ctx, self.name, self._workers, handle=up.handle,
+                                   key=up.node_key)
 
     async def _start_informers(self) -> None:
         assert self.nodes is not None and self.pods is not None
@@ -161,7 +146,10 @@ class EdgeController:
             await asyncio.sleep(self.settings.node_check_interval)
             for node in self.health.due(time.monotonic()):
                 if self.nodes is not None and self.nodes.get(node) is None:
-                    continue  # not (or no longer) an edge node
+                    # Not (or no longer) an edge node: drop its state, or every
+                    # node that ever connected would stay in the table.
+                    self.health.forget(node)
+                    continue
                 try:
                     await mark_node_unknown(self.client, node)
                 except kubeclient.KubeClientError as exc:

@@ -60,6 +60,10 @@ class NodeHealth:
     def forget(self, node: str) -> None:
         self._nodes.pop(node, None)
 
+    def __contains__(self, node: object) -> bool:
+        """Whether ``node`` is tracked (connected to us since it was last forgotten)."""
+        return node in self._nodes
+
     def is_connected(self, node: str) -> bool:
         st = self._nodes.get(node)
         return bool(st and st.connected)

@@ -60,6 +60,8 @@ class Edged:
         meta: the metaclient to use; by default ``MetaClient(ctx)`` on the module's context.
         enable: ``modules.edged.enable``.
         runtime_wait_initial / runtime_wait_max: back-off while the CRI is not answering.
+        remote_query_timeout: metamanager's ``remoteQueryTimeout``, so the default
+            metaclient waits long enough to see metamanager's answer from its store.
     """
 
     def __init__(
@@ -70,8 +72,10 @@ class Edged:
         enable: bool = True,
         runtime_wait_initial: float = 1.0,
         runtime_wait_max: float = 30.0,
+        remote_query_timeout: float | None = None,
     ) -> None:
         self.settings = settings
+        self._remote_query_timeout = remote_query_timeout
         self._meta = meta
         self._enable = enable
         self._wait_initial = runtime_wait_initial
@@ -166,13 +170,23 @@ class Edged:
                 ", ".join(p.name for p in manifests),
             )
 
+    @property
+    def remote_query_timeout(self) -> float | None:
+        """metamanager's ``remoteQueryTimeout`` the default metaclient is built for."""
+        return self._remote_query_timeout
+
     async def start(self, ctx: Context) -> None:
         self._stopping = False  # a restart by the beehive registry's policy
         meta = self._meta
         if meta is None:
             from edgecore.metaclient import MetaClient
 
-            meta = MetaClient(ctx, source=c.MOD_EDGED)
+            if self._remote_query_timeout is None:
+                meta = MetaClient(ctx, source=c.MOD_EDGED)
+            else:
+                meta = MetaClient(
+                    ctx, source=c.MOD_EDGED, remote_query_timeout=self._remote_query_timeout
+                )
         self.warn_static_pods()
         self.cri = CRIClient(self.settings.runtime_endpoint, timeouts=self.settings.cri)
         await self._wait_for_runtime(self.cri)
@@ -253,4 +267,8 @@ class Edged:
 
 def build_module(cfg: Any) -> Edged:
     """edged from an ``EdgeCoreConfig`` (used by ``edgecore.app``)."""
-    return Edged(EdgedSettings.from_config(cfg), enable=bool(cfg.modules.edged.enable))
+    return Edged(
+        EdgedSettings.from_config(cfg),
+        enable=bool(cfg.modules.edged.enable),
+        remote_query_timeout=float(cfg.modules.meta_manager.remote_query_timeout),
+    )

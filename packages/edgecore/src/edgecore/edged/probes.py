@@ -91,7 +91,10 @@ async def run_probe(
     timeout = int(probe.get("timeoutSeconds") or default_timeout)
     try:
         if "exec" in probe:
-            code, out = await cri.exec_sync(container_id, list(probe["exec"]["command"]), timeout)
+            command = probe["exec"]["command"]
+            if not isinstance(command, list) or not command:
+                raise TypeError("exec.command must be a non-empty list")
+            code, out = await cri.exec_sync(container_id, [str(a) for a in command], timeout)
             return code == 0, out.decode(errors="replace")[:256]
         if "httpGet" in probe:
             spec = probe["httpGet"]
@@ -112,6 +115,11 @@ async def run_probe(
             return False, "grpc probes are not supported by edged"
     except (TimeoutError, OSError, CRIError, ValueError) as exc:
         return False, f"probe error: {exc}"
+    except (KeyError, TypeError, AttributeError) as exc:
+        # A malformed probe spec (the API server would have refused it) is a
+        # failing probe with a reason; raising would kill the probe worker
+        # silently and freeze the container's result at its initial value.
+        return False, f"probe error: malformed probe {exc!r}"
     return False, "probe has no handler"
 
 

@@ -259,6 +259,11 @@ class MetaManager:
             self._fail(ctx, msg, 500, "InternalError", str(exc))
         except ContextClosed:
             pass
+        except Exception as exc:
+            # A spawned task: an exception here would only surface when the task
+            # is collected, and the caller would wait for its whole timeout.
+            log.exception("metamanager: %s failed", msg.describe())
+            self._fail(ctx, msg, 500, "InternalError", f"{type(exc).__name__}: {exc}")
         finally:
             self._slots.release()
 
@@ -272,10 +277,10 @@ class MetaManager:
         op, kind = msg.operation, path.type
         if op == c.OP_QUERY:
             if kind in (c.RT_PODLIST, c.RT_POD) and not path.name:
-                pods = [v for _, v in await store.list_type(c.RT_POD)]
+                pods = [v for _, v in await store.list_type(c.RT_POD) if isinstance(v, dict)]
                 ns = path.namespace
                 if ns != c.NULL_NAMESPACE:
-                    pods = [p for p in pods if p.get("metadata", {}).get("namespace") == ns]
+                    pods = [p for p in pods if (p.get("metadata") or {}).get("namespace") == ns]
                 self._reply(ctx, msg, pods)
                 return
             if kind == c.RT_POD or kind in LOCAL_FIRST:
