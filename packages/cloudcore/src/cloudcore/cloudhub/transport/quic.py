@@ -82,7 +82,7 @@ CODE_NODE_DELETED = 7
 CODE_OVERFLOW = 8
 CODE_INTERNAL = 9
 
-#: Control-stream messages answered after the first (the header); one more is a
+#: Control-stream messages answered besides the header; one more is a
 #: flood and closes the connection with CODE_OVERFLOW. viaduct's edge sends none,
 #: so a peer that keeps talking there only makes the server write acks for it.
 MAX_CONTROL_MESSAGES = 16
@@ -208,7 +208,7 @@ class _HubProtocol(QuicConnectionProtocol):
         self._peer: list[bytes] = []
         self._control_id: int | None = None
         self._control = qf.MessageParser(max_size=self._max_size)
-        self._control_extra = 0  # control messages after the header, answered "ack"
+        self._control_extra = 0  # control messages other than the header, answered "ack"
         self._info: ConnectionInfo | None = None
         self._msg_id: int | None = None
         self._msg_frames = qf.FrameParser(max_size=self._max_size)
