@@ -11,7 +11,12 @@ from aioquic.quic import events
 
 from beehive.message import Message
 from cloudcore.cloudhub.transport.common import HubServerSettings
-from cloudcore.cloudhub.transport.quic import QuicHubServer, check_aioquic_support
+from cloudcore.cloudhub.transport.quic import (
+    CODE_OVERFLOW,
+    MAX_CONTROL_MESSAGES,
+    QuicHubServer,
+    check_aioquic_support,
+)
 from fixtures.hubpki import Pki, RecordingHandler, edge_headers, wait_for
 from fixtures.hubquic import EdgeQuicClient, client_config, quic_edge
 from kecommon import certs
@@ -294,4 +299,24 @@ async def test_writes_wait_for_acks_and_time_out_on_a_silent_peer(
                 while True:
                     await conn.write(big)
         edge._transport.resume_reading()  # type: ignore[union-attr]
+    await wait_for(lambda: recording_handler.disconnects, what="on_disconnect")
+
+
+async def test_control_stream_flood_closes_that_connection(
+    quic_server: QuicFactory, pki: Pki, recording_handler: RecordingHandler
+) -> None:
+    server = await quic_server()
+    async with quic_edge(server.port, config_for(pki, "qc")) as edge:
+        assert (await edge.session(edge_headers("qc"))).content == "ack"
+        await wait_for(lambda: recording_handler.connections, what="on_connect")
+        # up to the cap, each later control message is acked, as viaduct does
+        for _ in range(MAX_CONTROL_MESSAGES):
+            edge.send_raw(edge.control_id, qf.encode_message(keepalive()))  # type: ignore[arg-type]
+            reply = await asyncio.wait_for(edge.control_replies.get(), 5)
+            assert reply.content == "ack"
+        # one more is a flood: the connection is closed, not answered forever
+        edge.send_raw(edge.control_id, qf.encode_message(keepalive()))  # type: ignore[arg-type]
+        term = await ended(edge)
+    assert term.error_code == CODE_OVERFLOW
+    assert "control stream flood" in term.reason_phrase
     await wait_for(lambda: recording_handler.disconnects, what="on_disconnect")

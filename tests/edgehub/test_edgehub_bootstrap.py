@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import socket
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,19 @@ def _config_with_token(path: Path, token: str) -> Path:
     return path
 
 
-async def test_bootstrap_with_a_good_token(minicloud: MiniCloud, tmp_path: Path) -> None:
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """Umask 0 for the test: the file modes must not rely on the usual 022."""
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+async def test_bootstrap_with_a_good_token(
+    minicloud: MiniCloud, tmp_path: Path, open_umask: None
+) -> None:
     token = minicloud.token()
     cfg = _config_with_token(tmp_path / "edgecore.yaml", token)
     settings = edge_settings(minicloud, tmp_path, node="edge-a", token=token, config_file=cfg)
@@ -66,11 +79,12 @@ async def test_bootstrap_with_a_good_token(minicloud: MiniCloud, tmp_path: Path)
     assert key_pem.startswith(b"-----BEGIN EC PRIVATE KEY-----")
     key = serialization.load_pem_private_key(key_pem, password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
-    umask = os.umask(0)
-    os.umask(umask)
+    # written under umask 0 (the fixture): nothing narrowed them, yet no
+    # group/other write bit; the declared modes are what the files got
+    assert (bootstrap.FILE_MODE, bootstrap.DIR_MODE) == (0o600, 0o700)
     for f in (settings.tls_ca_file, settings.tls_cert_file, settings.tls_private_key_file):
-        assert stat.S_IMODE(f.stat().st_mode) == 0o622 & ~umask
-    assert stat.S_IMODE(settings.tls_cert_file.parent.stat().st_mode) == 0o722 & ~umask
+        assert stat.S_IMODE(f.stat().st_mode) == bootstrap.FILE_MODE
+    assert stat.S_IMODE(settings.tls_cert_file.parent.stat().st_mode) == bootstrap.DIR_MODE
     # the token is gone from the config file, the rest is kept
     data = yaml.safe_load(cfg.read_text())
     assert data["modules"]["edgeHub"]["token"] == ""

@@ -212,3 +212,43 @@ async def test_connection_refused_is_retried_then_escalated(tmp_path: Any) -> No
         with pytest.raises(kubeclient.ApiConnectionError, match="after 4 attempts") as info:
             await c.get(NAMESPACES, "default")
     assert info.value.__cause__ is not None
+
+
+async def _watch_first(c: kubeclient.KubeClient, ns: str, rv: str) -> kubeclient.WatchEvent:
+    async for ev in c.watch(CONFIGMAPS, ns, resource_version=rv, timeout_seconds=30):
+        return ev
+    raise AssertionError("the watch ended without an event")
+
+
+def _big_data(kube_api: Any) -> str:
+    # devkube takes bodies up to 3 MiB; a real cluster's etcd about 1.5 MiB
+    size = (1400 if kube_api.is_real else 2560) * 1024
+    pattern = "0123456789abcdefghijklmnopqrstuvwxyz\u00e9"  # a multi-byte char too
+    return (pattern * (size // len(pattern) + 1))[:size]
+
+
+async def test_watch_delivers_a_multi_mib_object_intact(
+    client: kubeclient.KubeClient, ns: str, kube_api: Any
+) -> None:
+    rv = (await client.list(CONFIGMAPS, ns))["metadata"]["resourceVersion"]
+    task = asyncio.create_task(_watch_first(client, ns, rv))
+    data = _big_data(kube_api)
+    await client.create(CONFIGMAPS, cm("big", blob=data), ns)
+    ev = await asyncio.wait_for(task, 20)
+    assert ev.type == "ADDED"
+    assert ev.object["data"]["blob"] == data
+
+
+async def test_watch_line_over_the_cap_fails_clearly(ns: str, kube_api: Any) -> None:
+    settings = kubeclient.ClientSettings(
+        retry=FAST.retry, watch=kubeclient.WatchSettings(max_line=1024 * 1024)
+    )
+    small = await kubeclient.KubeClient.from_kubeconfig(kube_api.kubeconfig, settings=settings)
+    try:
+        rv = (await small.list(CONFIGMAPS, ns))["metadata"]["resourceVersion"]
+        task = asyncio.create_task(_watch_first(small, ns, rv))
+        await small.create(CONFIGMAPS, cm("huge", blob=_big_data(kube_api)), ns)
+        with pytest.raises(kubeclient.WatchError, match="watch line exceeds 1048576 bytes"):
+            await asyncio.wait_for(task, 20)
+    finally:
+        await small.close()

@@ -29,6 +29,7 @@ import aiohttp
 
 from kubeclient import errors
 from kubeclient.config import ClusterConfig, load_in_cluster, load_kubeconfig
+from kubeclient.lines import LineAssembler
 from kubeclient.resources import ResourceRef
 from kubeclient.settings import ClientSettings
 
@@ -411,18 +412,14 @@ class KubeClient:
             ) as resp:
                 if resp.status >= 400:
                     raise self._map_error(resp, await self._read_body(resp))
-                buffer = b""
+                assembler = LineAssembler(ws.max_line)
                 while True:
                     chunk = await _read_chunk(resp, stopper, idle)
                     if chunk is None:  # stopper fired
                         return
                     if not chunk:  # server closed the stream (timeoutSeconds)
                         return
-                    buffer += chunk
-                    if len(buffer) > ws.max_line and b"\n" not in buffer:
-                        raise errors.WatchError(f"watch line exceeds {ws.max_line} bytes")
-                    *lines, buffer = buffer.split(b"\n")
-                    for line in lines:
+                    for line in assembler.feed(chunk):
                         if line.strip():
                             yield _decode_event(line)
         except errors.KubeClientError:

@@ -9,6 +9,12 @@ status is recomputed (readiness) or the container restarted (liveness).
 
 Exec probes run through CRI ``ExecSync``; HTTP and TCP probes connect to the
 pod IP (the node IP for hostNetwork pods) from edged itself.
+
+Timing fields get Kubernetes' defaults and minimums (:func:`probe_timing`): a
+missing or zero value is defaulted silently, as the API server's defaulting
+does; a value the API server would refuse (negative, not an integer) is
+replaced by the default and logged once per pod. A worker never dies of its
+probe's spec: the container's readiness would otherwise freeze unseen.
 """
 
 from __future__ import annotations
@@ -23,11 +29,64 @@ from typing import Any
 from edgecore.edged.cri import CRIClient
 from edgecore.edged.errors import CRIError
 
-__all__ = ["ProbeManager", "run_probe"]
+__all__ = ["ProbeManager", "ProbeTiming", "probe_timing", "run_probe"]
 
 log = logging.getLogger(__name__)
 
 KINDS = ("livenessProbe", "readinessProbe", "startupProbe")
+_INT32_MAX = 2**31 - 1
+_WARNED_MAX = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTiming:
+    """A probe's timing fields after Kubernetes' defaulting, all in range."""
+
+    period: int = 10
+    timeout: int = 1
+    success_threshold: int = 1
+    failure_threshold: int = 3
+    initial_delay: int = 0
+
+
+#: field -> (attribute, default, minimum); a zero gets the default where the minimum is 1
+_TIMING_FIELDS = (
+    ("periodSeconds", "period", 10, 1),
+    ("timeoutSeconds", "timeout", 1, 1),
+    ("successThreshold", "success_threshold", 1, 1),
+    ("failureThreshold", "failure_threshold", 3, 1),
+    ("initialDelaySeconds", "initial_delay", 0, 0),
+)
+
+
+def probe_timing(
+    probe: dict[str, Any], kind: str = "", *, default_timeout: int = 1
+) -> tuple[ProbeTiming, list[str]]:
+    """The probe's timing and the problems found (each value replaced by its default)."""
+    values: dict[str, int] = {}
+    problems: list[str] = []
+    for name, attr, default, minimum in _TIMING_FIELDS:
+        if attr == "timeout":
+            default = max(1, default_timeout)
+        raw = probe.get(name)
+        value: int | None = None
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            value = raw
+        elif isinstance(raw, float) and raw.is_integer():
+            value = int(raw)
+        if raw is None or (value == 0 and minimum > 0):
+            values[attr] = default  # unset: the API server's defaulting
+        elif value is None or value < minimum or value > _INT32_MAX:
+            problems.append(f"{name}={raw!r} is invalid, using {default}")
+            values[attr] = default
+        else:
+            values[attr] = value
+    if kind in ("livenessProbe", "startupProbe") and values["success_threshold"] != 1:
+        problems.append(
+            f"successThreshold={probe.get('successThreshold')!r} must be 1 for {kind}, using 1"
+        )
+        values["success_threshold"] = 1
+    return ProbeTiming(**values), problems
 
 
 def _port(port: Any, container: dict[str, Any]) -> int:
@@ -88,7 +147,7 @@ async def run_probe(
     default_timeout: int,
 ) -> tuple[bool, str]:
     """Run ``probe`` once; returns (success, message)."""
-    timeout = int(probe.get("timeoutSeconds") or default_timeout)
+    timeout = probe_timing(probe, default_timeout=default_timeout)[0].timeout
     try:
         if "exec" in probe:
             command = probe["exec"]["command"]
@@ -140,6 +199,9 @@ class ProbeManager:
     on_change: Callable[[str], None]
     default_timeout: int = 1
     _workers: dict[tuple[str, str], _Worker] = field(default_factory=dict)
+    #: pods whose invalid probe timing was logged already (once per pod, not per
+    #: container restart); the oldest are forgotten past _WARNED_MAX
+    _warned: dict[str, None] = field(default_factory=dict)
 
     def result(self, container_id: str, kind: str) -> bool | None:
         """The current result; ``None`` when unknown or the container has no such probe."""
@@ -184,26 +246,47 @@ class ProbeManager:
         host: str,
     ) -> None:
         container_id, kind = key
-        period = max(1, int(probe.get("periodSeconds") or 10))
-        success_needed = max(1, int(probe.get("successThreshold") or 1))
-        failure_needed = max(1, int(probe.get("failureThreshold") or 3))
+        timing, problems = probe_timing(probe, kind, default_timeout=self.default_timeout)
+        if problems and pod_uid not in self._warned:
+            self._warned[pod_uid] = None
+            if len(self._warned) > _WARNED_MAX:
+                del self._warned[next(iter(self._warned))]
+            log.warning(
+                "pod %s: %s of %s: %s",
+                pod_uid,
+                kind,
+                container.get("name"),
+                "; ".join(problems),
+            )
+        # run_probe reads the timeout from the spec: hand it the checked one
+        probe = {**probe, "timeoutSeconds": timing.timeout}
+        period = timing.period
+        success_needed = timing.success_threshold
+        failure_needed = timing.failure_threshold
         if kind != "startupProbe" and container.get("startupProbe"):
             # Liveness and readiness start only once the startup probe succeeded.
             while self.result(container_id, "startupProbe") is not True:
                 if key not in self._workers:
                     return
                 await asyncio.sleep(1)
-        await asyncio.sleep(int(probe.get("initialDelaySeconds") or 0))
+        await asyncio.sleep(timing.initial_delay)
         successes = failures = 0
         while True:
-            ok, message = await run_probe(
-                self.cri,
-                probe,
-                container=container,
-                container_id=container_id,
-                host=host,
-                default_timeout=self.default_timeout,
-            )
+            try:
+                ok, message = await run_probe(
+                    self.cri,
+                    probe,
+                    container=container,
+                    container_id=container_id,
+                    host=host,
+                    default_timeout=self.default_timeout,
+                )
+            except Exception as exc:
+                # anything run_probe did not foresee is a failed run, never a dead worker
+                log.exception(
+                    "%s of %s (%s) raised", kind, container.get("name"), container_id[:12]
+                )
+                ok, message = False, f"probe error: {type(exc).__name__}: {exc}"
             worker = self._workers.get(key)
             if worker is None:
                 return

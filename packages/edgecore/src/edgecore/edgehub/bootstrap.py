@@ -14,9 +14,11 @@ Mirrors ``edge/pkg/edgehub/certificate/certmanager.go`` and
 3. Rotation: the same ``/edge.crt`` request authenticated by the current client
    certificate instead of the token, at a jittered 70-90 % of the lifetime.
 
-Files are written atomically (temporary file, then rename) with KubeEdge's
-modes, file 0622 and directory 0722 through the umask as Go does
-(``pkg/security/certs/io.go``; :func:`kecommon.certs.write_file`). Keys, CSRs
+Files are written atomically (temporary file, then rename), file 0600 and
+directory 0700, narrowed further by the umask. KubeEdge declares 0622/0722
+(``pkg/security/certs/io.go``) and relies on the umask to drop the group/other
+write bits; :func:`kecommon.certs.write_file` always drops them, so 0600/0700 is
+what a key actually gets, whatever the umask. Keys, CSRs
 and the token's CA hash come from :mod:`kecommon.certs` / :mod:`kecommon.token`.
 """
 
@@ -66,8 +68,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FILE_MODE = 0o622
-DIR_MODE = 0o722
+#: the modes certificate and key files and their directory end up with (at most;
+#: the umask may narrow them): KubeEdge's 0622/0722 without group/other write,
+#: which kecommon.certs.write_file clears in any case
+FILE_MODE = 0o600
+DIR_MODE = 0o700
 #: the body of /ca.crt and /edge.crt is a single DER certificate; cap what we read
 MAX_CERT_BODY = 1024 * 1024
 
@@ -160,7 +165,7 @@ def make_key_and_csr(node: str) -> tuple[bytes, bytes]:
 
 
 def write_private_file(path: Path, data: bytes) -> None:
-    """Write ``data`` atomically with KubeEdge's modes (file 0622, dir 0722)."""
+    """Write ``data`` atomically, file 0600 and a new directory 0700 (less with a umask)."""
     certs.write_file(path, data, mode=FILE_MODE, dir_mode=DIR_MODE)
 
 

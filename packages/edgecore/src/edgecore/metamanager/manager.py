@@ -20,6 +20,10 @@ are kept, the latest per object winning, and sent when the cloud returns.
 
 Cloud messages are handled in arrival order, one at a time; edge requests run
 concurrently (bounded), because each may wait up to ``remoteQueryTimeout``.
+The receive loop never waits for a request slot: a request takes its slot in
+its own task, so cloud pushes and connection notices are handled at once even
+while every slot waits on a silent cloud. At most ``max_queued_requests`` wait
+for a slot; a request beyond that is answered at once with 429 TooManyRequests.
 """
 
 from __future__ import annotations
@@ -109,6 +113,8 @@ class MetaManager:
         self.cloud_connected = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.max_concurrent_requests)
+        #: edge requests running or waiting for a slot
+        self._requests = 0
         self._flush_lock = asyncio.Lock()
         self._forwarders: dict[str, Forwarder] = {}
 
@@ -175,7 +181,19 @@ class MetaManager:
         if msg.operation in (c.OP_RESPONSE, c.OP_ERROR):
             log.info("metamanager: unexpected response %s dropped", msg.describe())
             return
-        await self._slots.acquire()
+        limit = self.settings.max_concurrent_requests + self.settings.max_queued_requests
+        if self._requests >= limit:
+            self._fail(
+                ctx,
+                msg,
+                429,
+                "TooManyRequests",
+                f"metamanager has {self._requests} requests in progress; try again later",
+            )
+            return
+        # the slot is taken inside the task: waiting for it here would stall cloud
+        # pushes (which must be stored and acked) behind requests to a silent cloud
+        self._requests += 1
         self._spawn(self._edge_request(ctx, msg))
 
     # -- from the cloud ----------------------------------------------------------------
@@ -253,6 +271,13 @@ class MetaManager:
 
     async def _edge_request(self, ctx: Context, msg: Message) -> None:
         try:
+            async with self._slots:
+                await self._run_request(ctx, msg)
+        finally:
+            self._requests -= 1
+
+    async def _run_request(self, ctx: Context, msg: Message) -> None:
+        try:
             await self._serve(ctx, msg)
         except StoreError as exc:
             log.exception("metamanager: store failure for %s", msg.describe())
@@ -264,8 +289,6 @@ class MetaManager:
             # is collected, and the caller would wait for its whole timeout.
             log.exception("metamanager: %s failed", msg.describe())
             self._fail(ctx, msg, 500, "InternalError", f"{type(exc).__name__}: {exc}")
-        finally:
-            self._slots.release()
 
     async def _serve(self, ctx: Context, msg: Message) -> None:
         store = self._store()

@@ -23,8 +23,11 @@ class MetaSettings:
     remote_query_timeout: float = DEFAULT_REMOTE_QUERY_TIMEOUT
     #: the module requests to the cloud go to (``contextSendModule``)
     hub_module: str = "websocket"
-    #: kubeedge-py: edge requests handled at once; more wait (back-pressure)
+    #: kubeedge-py: edge requests handled at once; more wait for a free slot
     max_concurrent_requests: int = 64
+    #: kubeedge-py: edge requests that may wait for a slot; one more is answered at
+    #: once with 429 TooManyRequests (the receive loop itself never waits for a slot)
+    max_queued_requests: int = 256
 
 
 def from_config(cfg: Any) -> MetaSettings:

@@ -82,6 +82,11 @@ CODE_NODE_DELETED = 7
 CODE_OVERFLOW = 8
 CODE_INTERNAL = 9
 
+#: Control-stream messages answered besides the header; one more is a
+#: flood and closes the connection with CODE_OVERFLOW. viaduct's edge sends none,
+#: so a peer that keeps talking there only makes the server write acks for it.
+MAX_CONTROL_MESSAGES = 16
+
 #: Unacknowledged bytes on the msg stream above which writers wait, and the
 #: level at which they resume.
 WRITE_HIGH_WATER = 1 << 20
@@ -203,6 +208,7 @@ class _HubProtocol(QuicConnectionProtocol):
         self._peer: list[bytes] = []
         self._control_id: int | None = None
         self._control = qf.MessageParser(max_size=self._max_size)
+        self._control_extra = 0  # control messages other than the header, answered "ack"
         self._info: ConnectionInfo | None = None
         self._msg_id: int | None = None
         self._msg_frames = qf.FrameParser(max_size=self._max_size)
@@ -375,7 +381,17 @@ class _HubProtocol(QuicConnectionProtocol):
 
     def _on_control(self, msg: Message) -> None:
         if msg.operation != qf.OP_HEADER or self._info is not None:
-            # viaduct answers every other control message with "ack".
+            # viaduct answers every other control message with "ack"; capped, since
+            # each one costs the server a write and nothing else limits them
+            self._control_extra += 1
+            if self._control_extra > MAX_CONTROL_MESSAGES:
+                metrics.FRAMES_REJECTED.labels(TRANSPORT, "overflow").inc()
+                self._refuse(
+                    CODE_OVERFLOW,
+                    f"control stream flood: more than {MAX_CONTROL_MESSAGES} messages",
+                    "flood",
+                )
+                return
             self._reply_control(msg, "ack")
             return
         try:
