@@ -332,6 +332,7 @@ class SessionManager:
         recorder: SyncRecorder | None = None,
         node_index: authorization.NodeObjectIndex | None = None,
         kube: Any = None,
+        records: Any = None,
         cluster_ca: bytes | str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -342,6 +343,8 @@ class SessionManager:
             node_index: admission lookups; built from ``kube`` if omitted.
             kube: a ``kubeclient.KubeClient``; None means no ObjectSync records and,
                 with authorization on, every lookup-based message is refused.
+            records: the process's shared ``SyncRecordInformers`` for the default
+                recorder (one is made for it if omitted).
             cluster_ca: the cluster CA (PEM text or bytes) sent for ``k8s/ca.crt``.
             clock: monotonic seconds; injectable for tests.
         """
@@ -350,7 +353,7 @@ class SessionManager:
         if kube is not None and recorder is None:
             from cloudcore.cloudhub.objectsync import ObjectSyncRecorder
 
-            recorder = ObjectSyncRecorder(kube)
+            recorder = ObjectSyncRecorder(kube, records=records)
         if kube is not None and node_index is None:
             from cloudcore.cloudhub.nodeindex import KubeNodeObjectIndex
 
@@ -582,7 +585,14 @@ class SessionManager:
         session.enqueue(msg, recorded)
 
     async def close(self) -> None:
-        """End every session (code 1001); idempotent."""
+        """End every session (code 1001), then write the ObjectSync records still
+        queued (so a restart does not resend what was acked); idempotent."""
         self._closed = True
         for session in list(self._sessions.values()):
             await session.end(CLOSE_GOING_AWAY, "cloudcore shutting down")
+        close = getattr(self._recorder, "close", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:
+                log.exception("closing the ObjectSync recorder failed")

@@ -9,15 +9,19 @@ get them, and the next round tries again), records of deleted nodes are
 removed. This is what brings a node back to the cluster's state after a
 disconnection or a cloudcore restart (protocol.md 4.4, 4.6).
 
-KubeEdge reads from informer caches; this module LISTs each round (records,
-nodes, one cluster-wide list per synced kind), which costs O(records + objects)
-requests' worth of data per period but never acts on a stale cache and needs no
-watch. Moving to shared informers is the known next step for large clusters.
+The records come from the process-wide informer caches
+(:class:`~cloudcore.syncrecords.SyncRecordInformers`, shared with cloudhub's
+ObjectSync recorder, as KubeEdge's listers are) when the module is given them;
+until they are synced, and without them, each round LISTs the records. The
+nodes and the objects the records name are still LISTed each round (one
+cluster-wide list per kind): that never acts on a stale object, but costs
+O(objects) of data per period; reading them from the edgecontroller's
+informers is the next step for large clusters.
 
 The process (``cloudcore --config``) builds the module with its
-``kubeclient.KubeClient``::
+``kubeclient.KubeClient`` and the shared record caches::
 
-    registry.register(SyncController(client, period=cfg.modules.sync_controller...))
+    registry.register(SyncController(client, records=records))
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from beehive.constants import GROUP_SYNCCONTROLLER, MOD_CLOUDHUB, MOD_SYNCCONTRO
 from beehive.context import Context
 from cloudcore.synccontroller import reconcile
 from cloudcore.synccontroller.reconcile import SyncRecord
+from cloudcore.syncrecords import SyncRecordInformers
 from kubeclient.resources import (
     CLUSTEROBJECTSYNCS,
     CONFIGMAPS,
@@ -75,11 +80,18 @@ def ref_for(record: SyncRecord) -> ResourceRef:
 class SyncController:
     """Beehive module ``synccontroller`` (group ``synccontroller``)."""
 
-    def __init__(self, client: kubeclient.KubeClient, *, period: float = DEFAULT_PERIOD) -> None:
+    def __init__(
+        self,
+        client: kubeclient.KubeClient,
+        *,
+        period: float = DEFAULT_PERIOD,
+        records: SyncRecordInformers | None = None,
+    ) -> None:
         if period <= 0:
             raise ValueError("period must be positive")
         self._client = client
         self.period = period
+        self._cache = records
         #: counters of the last and all rounds: ``updates``, ``deletes``,
         #: ``records_removed``, ``errors``
         self.stats: Counter[str] = Counter()
@@ -98,6 +110,17 @@ class SyncController:
         return bool(getattr(section, "enable", True))
 
     async def start(self, ctx: Context) -> None:
+        cache = self._cache
+        if cache is None:
+            await self._loop(ctx)
+            return
+        cache.start()
+        try:
+            await self._loop(ctx)
+        finally:
+            await cache.stop()
+
+    async def _loop(self, ctx: Context) -> None:
         while True:
             try:
                 await self.reconcile_once(ctx)
@@ -113,15 +136,21 @@ class SyncController:
         return None
 
     async def _records(self) -> list[SyncRecord]:
+        cache = self._cache
+        if cache is not None and cache.synced:
+            objects = cache.items()
+        else:
+            objects = []
+            for ref in (OBJECTSYNCS, CLUSTEROBJECTSYNCS):
+                listed = await self._client.list(ref)
+                objects.extend(listed.get("items") or [])
         records: list[SyncRecord] = []
-        for ref in (OBJECTSYNCS, CLUSTEROBJECTSYNCS):
-            listed = await self._client.list(ref)
-            for obj in listed.get("items") or []:
-                record = reconcile.parse_record(obj)
-                if record is None:
-                    log.warning("ignoring malformed sync record %s", obj.get("metadata"))
-                    continue
-                records.append(record)
+        for obj in objects:
+            record = reconcile.parse_record(obj)
+            if record is None:
+                log.warning("ignoring malformed sync record %s", obj.get("metadata"))
+                continue
+            records.append(record)
         return records
 
     async def reconcile_once(self, ctx: Context) -> Counter[str]:
