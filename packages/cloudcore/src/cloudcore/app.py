@@ -117,7 +117,7 @@ def build_registry(cfg: Any, kube: Any) -> Registry:
     registry.register(CloudHub(cfg, kube=kube, handler_factory=handler))
     registry.register(edge)
     registry.register(DeviceController(kube))
-    registry.register(SyncController(kube, records=records))
+    registry.register(SyncController(kube, records=records, informers=edge.informer_for))
     return registry
 
 

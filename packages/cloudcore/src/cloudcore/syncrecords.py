@@ -85,6 +85,11 @@ class SyncRecordInformers:
             await self.clusterobjectsyncs.stop()
 
     @property
+    def watching(self) -> bool:
+        """Whether some user has started the watches and not stopped them."""
+        return self._users > 0
+
+    @property
     def synced(self) -> bool:
         return self.objectsyncs.synced and self.clusterobjectsyncs.synced
 

@@ -249,6 +249,7 @@ class ObjectSyncRecorder:
         self.writer = RecordWriter(client, workers=workers)
         self._sync_timeout = sync_timeout
         self._started = False
+        self._closed = False
         self._sync_deadline = 0.0
         # key -> the version this process wrote or queued, until the watch shows it
         self._overlay: dict[RecordKey, str] = {}
@@ -257,7 +258,7 @@ class ObjectSyncRecorder:
 
     def start(self) -> None:
         """Start watching the records (also done by the first lookup or ack)."""
-        if not self._started:
+        if not self._started and not self._closed:
             self._started = True
             self._sync_deadline = time.monotonic() + self._sync_timeout
             self._records.start()
@@ -267,7 +268,13 @@ class ObjectSyncRecorder:
         await self.writer.flush(timeout)
 
     async def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued (up to ``timeout`` s) and stop watching."""
+        """Write what is queued (up to ``timeout`` s) and stop watching.
+
+        Afterwards lookups answer None (unknown) and acks are not recorded:
+        the sessions are gone by then, and a restarted cloudcore creates the
+        records of whatever its informers list.
+        """
+        self._closed = True
         await self.writer.close(timeout)
         if self._started:
             self._started = False
@@ -331,7 +338,7 @@ class ObjectSyncRecorder:
         creation with ``"0"`` if there is none. None if the message is not
         recordable."""
         target = self._target(node, msg)
-        if target is None:
+        if target is None or self._closed:
             return None
         self.start()
         namespace, sync_name, obj_name, rtype = target
@@ -361,6 +368,9 @@ class ObjectSyncRecorder:
         """Queue the success point of an acked message (saveSuccessPoint)."""
         target = self._target(node, msg)
         if target is None:
+            return
+        if self._closed:
+            log.warning("node=%s ack of msg_id=%s after close, not recorded", node, msg.msg_id)
             return
         namespace, sync_name, obj_name, rtype = target
         key = (namespace, sync_name)

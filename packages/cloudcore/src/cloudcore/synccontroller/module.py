@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import kubeclient
@@ -50,11 +51,16 @@ from kubeclient.resources import (
     ResourceRef,
 )
 
-__all__ = ["DEFAULT_PERIOD", "SyncController", "ref_for"]
+__all__ = ["DEFAULT_PERIOD", "InformerSource", "SyncController", "ref_for"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PERIOD = 5.0
+
+#: the process's informer for a resource, if it has one (the edgecontroller's)
+InformerSource = Callable[[ResourceRef], "kubeclient.Informer | None"]
+#: (namespace or None, name) -> the object, or None
+Lookup = Callable[[str | None, str], "dict[str, Any] | None"]
 
 _KNOWN_REFS: dict[tuple[str, str], ResourceRef] = {
     (ref.api_version, ref.kind): ref
@@ -86,12 +92,22 @@ class SyncController:
         *,
         period: float = DEFAULT_PERIOD,
         records: SyncRecordInformers | None = None,
+        informers: InformerSource | None = None,
     ) -> None:
+        """
+        Args:
+            client: the API client.
+            period: seconds between rounds (KubeEdge: 5).
+            records: the shared record caches; None: LIST the records each round.
+            informers: where to find a synced cache of the objects records name
+                and of the nodes; kinds without one are LISTed each round.
+        """
         if period <= 0:
             raise ValueError("period must be positive")
         self._client = client
         self.period = period
         self._cache = records
+        self._informers = informers
         #: counters of the last and all rounds: ``updates``, ``deletes``,
         #: ``records_removed``, ``errors``
         self.stats: Counter[str] = Counter()
@@ -159,18 +175,17 @@ class SyncController:
         records = await self._records()
         if not records:
             return done
-        nodes_list = await self._client.list(NODES)
-        nodes = {n["metadata"]["name"] for n in nodes_list.get("items") or []}
-        objects: dict[ResourceRef, dict[tuple[str | None, str], dict[str, Any]] | None] = {}
+        nodes = await self._nodes({record.node for record in records})
+        objects: dict[ResourceRef, Lookup | None] = {}
         for record in records:
             ref = ref_for(record)
             if ref not in objects:
-                objects[ref] = await self._index(ref)
+                objects[ref] = await self._lookup(ref)
         for record in records:
-            index = objects[ref_for(record)]
-            if index is None:
+            lookup = objects[ref_for(record)]
+            if lookup is None:
                 continue  # that kind could not be listed this round
-            current = index.get((record.namespace, record.object_name))
+            current = lookup(record.namespace, record.object_name)
             action = reconcile.decide(
                 current=current, record=record, node_exists=record.node in nodes
             )
@@ -190,6 +205,30 @@ class SyncController:
                 done["deletes" if action.msg.operation == "delete" else "updates"] += 1
         self.stats.update(done)
         return done
+
+    def _synced_informer(self, ref: ResourceRef) -> kubeclient.Informer | None:
+        informer = self._informers(ref) if self._informers is not None else None
+        return informer if informer is not None and informer.synced else None
+
+    async def _nodes(self, wanted: set[str]) -> set[str]:
+        """The names among ``wanted`` that exist, from the nodes cache when it
+        has them all (it may hold edge nodes only), else from a LIST."""
+        informer = self._synced_informer(NODES)
+        if informer is not None:
+            cached = {name for name in wanted if informer.get(name) is not None}
+            if cached == wanted:
+                return cached
+        listed = await self._client.list(NODES)
+        return {n["metadata"]["name"] for n in listed.get("items") or []}
+
+    async def _lookup(self, ref: ResourceRef) -> Lookup | None:
+        informer = self._synced_informer(ref)
+        if informer is not None:
+            return lambda namespace, name: informer.get(name, namespace)
+        index = await self._index(ref)
+        if index is None:
+            return None
+        return lambda namespace, name: index.get((namespace, name))
 
     async def _index(self, ref: ResourceRef) -> dict[tuple[str | None, str], dict[str, Any]] | None:
         try:
