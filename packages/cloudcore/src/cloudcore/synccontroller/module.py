@@ -1,8 +1,8 @@
 """The synccontroller beehive module: resends what the edge nodes are missing.
 
-Every ``period`` seconds (KubeEdge: 5) it lists the ObjectSync and
-ClusterObjectSync records, the nodes, and the objects the records name (one
-LIST per kind, cluster-wide), then carries out :func:`reconcile.decide` for each
+Every ``period`` seconds (KubeEdge: 5) it takes the ObjectSync and
+ClusterObjectSync records, the nodes, and the objects the records name (see
+below where from), then carries out :func:`reconcile.decide` for each
 record: ``update``/``delete`` messages go to the ``cloudhub`` module (which
 queues them like any other downstream message: a node that is offline does not
 get them, and the next round tries again), records of deleted nodes are
@@ -11,17 +11,16 @@ disconnection or a cloudcore restart (protocol.md 4.4, 4.6).
 
 The records come from the process-wide informer caches
 (:class:`~cloudcore.syncrecords.SyncRecordInformers`, shared with cloudhub's
-ObjectSync recorder, as KubeEdge's listers are) when the module is given them;
-until they are synced, and without them, each round LISTs the records. The
-nodes and the objects the records name are still LISTed each round (one
-cluster-wide list per kind): that never acts on a stale object, but costs
-O(objects) of data per period; reading them from the edgecontroller's
-informers is the next step for large clusters.
+ObjectSync recorder, as KubeEdge's listers are), and the objects and nodes from
+the edgecontroller's informers (``informers``), when the module is given them
+and they are synced; otherwise the round LISTs them (one cluster-wide list per
+kind). The nodes informer holds edge nodes only, so a record naming a node it
+does not hold makes the round list the nodes.
 
 The process (``cloudcore --config``) builds the module with its
 ``kubeclient.KubeClient`` and the shared record caches::
 
-    registry.register(SyncController(client, records=records))
+    registry.register(SyncController(client, records=records, informers=edge.informer_for))
 """
 
 from __future__ import annotations
