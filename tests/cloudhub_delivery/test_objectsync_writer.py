@@ -135,17 +135,22 @@ async def test_delivery_goes_on_while_record_writes_fail_and_the_records_catch_u
 
 
 async def test_close_writes_what_is_queued(
-    kube_api: Any, proxied: kubeclient.KubeClient
+    kube_api: Any, kube_proxy: ApiProxy, proxied: kubeclient.KubeClient
 ) -> None:
     ns = await kube_api.make_namespace("osw")
     node = await kube_api.make_node("edge")
     recorder = ObjectSyncRecorder(proxied)
+    before = len(kube_proxy.requests)
     for i in range(30):
         msg = down("update", node=node, namespace=ns, name=f"cm-{i}", uid=f"u{i}", rv="5")
         assert await recorder.recorded_version(node, msg) == "0"
         await recorder.record_ack(node, msg)
     await recorder.close()
     assert len(recorder.writer) == 0
+    # each record was created and given its version: two writes, nothing wasted
+    writes = [m for m, path in kube_proxy.requests[before:] if "objectsyncs" in path]
+    assert sorted(writes).count("POST") == 30
+    assert writes.count("PATCH") == 30
     assert await records_in(proxied, ns) == {f"{node}.u{i}": "5" for i in range(30)}
 
 

@@ -46,7 +46,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import kubeclient
@@ -91,6 +91,9 @@ class RecordWrite:
     kind: Literal["ensure", "status", "delete"]
     body: dict[str, Any]  # the record to create if it is missing
     rv: str = ""
+    #: status only: the record is probably missing (it replaced an ensure that
+    #: was never written), so create it first instead of trying the patch first
+    create_first: bool = False
 
 
 def _coalesce(waiting: list[RecordWrite], write: RecordWrite) -> None:
@@ -105,6 +108,8 @@ def _coalesce(waiting: list[RecordWrite], write: RecordWrite) -> None:
         if last.kind == "status" and compare_resource_versions(write.rv, last.rv) == -1:
             return  # never record an older version over a newer one
         waiting.pop()  # a status write creates the record too
+        if last.kind == "ensure" or last.create_first:
+            write = replace(write, create_first=True)
     waiting.append(write)
 
 
@@ -219,6 +224,15 @@ class RecordWriter:
                 await client.create(ref, write.body, namespace=ns)
             return
         status = {"status": {"objectResourceVersion": write.rv}}
+        if write.create_first:
+            # A new object acked before its "0" record was written: two calls
+            # (create, then the status) instead of three (patch, create, patch).
+            with contextlib.suppress(kubeclient.AlreadyExists):
+                await client.create(ref, write.body, namespace=ns)
+            await client.patch(
+                ref, name, status, namespace=ns, patch_type="merge", subresource="status"
+            )
+            return
         try:
             await client.patch(
                 ref, name, status, namespace=ns, patch_type="merge", subresource="status"
