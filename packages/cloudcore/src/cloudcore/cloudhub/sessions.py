@@ -18,7 +18,8 @@ runs the downstream pump (``run(ctx)``): see :mod:`cloudcore.cloudhub.handler`
 for how the cloudhub module wires it.
 
 Messages for a node that is not connected are dropped (KubeEdge's throw-away
-pool), but their ObjectSync record is still created with version ``"0"``, so
+pool), but their ObjectSync record is still created with version ``"0"`` (by
+the recorder's background writer, see :mod:`cloudcore.cloudhub.objectsync`), so
 the synccontroller delivers them once the node is back.
 """
 
@@ -30,7 +31,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from beehive.constants import (
     GROUP_EDGECONTROLLER,
@@ -68,6 +69,9 @@ from cloudcore.cloudhub.handler import (
     NodeConnection,
 )
 from kecommon.resources import ResourceError, add_node_prefix, node_of, trim_node_prefix
+
+if TYPE_CHECKING:
+    from cloudcore.syncrecords import SyncRecordInformers
 
 __all__ = [
     "NodeSession",
@@ -332,7 +336,7 @@ class SessionManager:
         recorder: SyncRecorder | None = None,
         node_index: authorization.NodeObjectIndex | None = None,
         kube: Any = None,
-        records: Any = None,
+        records: SyncRecordInformers | None = None,
         cluster_ca: bytes | str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
