@@ -19,6 +19,11 @@ Pods (busybox, ``nodeName`` set, 10 per node) are created through the API by
   that pod with the pod's resourceVersion, which cloudcore writes only once the
   edge acked it (so this includes the ObjectSync write and the watch delay).
 
+The edges ack each pod as soon as they have decoded it, so ``create -> edge``
+is also the interval to the edge's ack (minus one loopback hop); ``create ->
+acked`` adds cloudcore's ObjectSync write of the ack, which is queued and
+written in the background, and the watch that sees it.
+
 No containerd and no edgecore: the edges only ack, so pods stay Pending.
 """
 
@@ -204,10 +209,20 @@ async def run(
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await watcher
                 received: dict[str, float] = {}
+                first_seen: dict[str, float] = {}
                 for child in fleet:
-                    received.update((await child.ask({"cmd": "report"}, timeout=60))["received"])
+                    report = await child.ask({"cmd": "report"}, timeout=60)
+                    received.update(report["received"])
+                    first_seen.update(report.get("first_by_resource") or {})
             figures["pods created"] = len(created)
             figures["pods acked (ObjectSync recorded)"] = len(acked)
+            to_edge = [
+                first_seen[f"{ns}/pod/{p}"] - t0
+                for p, (_, t0) in created.items()
+                if f"{ns}/pod/{p}" in first_seen
+            ]
+            figures["pods received by the edges"] = len(to_edge)
+            figures.update(_summary("create -> edge", to_edge))
             to_ack = [acked[p][1] - t0 for p, (_, t0) in created.items() if p in acked]
             figures.update(_summary("create -> acked", to_ack))
             # The edge saw frames by msg_id; match them to pods by arrival order per node is

@@ -79,6 +79,8 @@ class Edges:
         self.conns: dict[str, ClientConnection] = {}
         self.failed: dict[str, str] = {}
         self.received: dict[str, float] = {}
+        #: wire resource (``<ns>/pod/<name>``) -> when its first frame arrived
+        self.first_by_resource: dict[str, float] = {}
         self.keepalives = 0
         self.acks = 0
         self.closed: dict[str, str] = {}
@@ -132,6 +134,7 @@ class Edges:
                 now = time.monotonic()
                 msg = codec.decode(data)
                 self.received[msg.msg_id] = now
+                self.first_by_resource.setdefault(msg.resource, now)
                 if msg.operation != OP_RESPONSE:
                     await ws.send(codec.encode(msg.response("OK")).decode())
                     self.acks += 1
@@ -192,10 +195,12 @@ async def amain(args: argparse.Namespace, ca: certs.CertPair) -> int:
                         "keepalives": edges.keepalives,
                         "acks": edges.acks,
                         "received": edges.received,
+                        "first_by_resource": edges.first_by_resource,
                         "cpu_s": time.process_time(),
                     }
                 )
                 edges.received = {}
+                edges.first_by_resource = {}
             elif cmd == "stop":
                 emit({"stopped": True})
                 return 0

@@ -1,7 +1,8 @@
 """A cloudcore assembled for the delivery tests: real API server, real modules.
 
 :class:`CloudSide` runs, on one beehive Context, the real SessionManager
-(with the ObjectSync recorder), the real SyncController, and
+(with the ObjectSync recorder), the real SyncController, both reading the
+records from one shared pair of informers as in the cloudcore process, and
 :class:`ConfigMapFeeder`, a stand-in for the edgecontroller written for these
 tests: it watches the configmaps of one namespace with a kubeclient Informer
 and sends each add/update/delete for the node to cloudhub, the way the
@@ -22,6 +23,7 @@ from beehive.message import Message
 from cloudcore.cloudhub.delivery import DeliverySettings
 from cloudcore.cloudhub.sessions import SessionManager, SessionSettings
 from cloudcore.synccontroller.module import SyncController
+from cloudcore.syncrecords import SyncRecordInformers
 from kecommon.resources import build_resource
 
 # The feeder's own client ends a watch that delivered nothing, not even one of
@@ -70,6 +72,7 @@ class CloudSide:
         sync_period: float = 0.2,
     ) -> None:
         self.ctx = Context()
+        self.records = SyncRecordInformers(client)
         self.manager = SessionManager(
             SessionSettings(
                 keepalive_interval=None,
@@ -77,8 +80,9 @@ class CloudSide:
                 delivery=DeliverySettings(ack_timeout=1.0),
             ),
             kube=client,
+            records=self.records,
         )
-        self.sync = SyncController(client, period=sync_period)
+        self.sync = SyncController(client, period=sync_period, records=self.records)
         self.feeder = ConfigMapFeeder(feeder_client, self.ctx, node=node, namespace=namespace)
         self._tasks: list[asyncio.Task[None]] = []
 

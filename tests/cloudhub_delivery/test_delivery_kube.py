@@ -59,38 +59,62 @@ async def test_recorder_writes_and_removes_object_syncs(kube_api: Any, kube: Any
     ns = await kube_api.make_namespace("osync")
     node = await kube_api.make_node("edge")
     rec = ObjectSyncRecorder(kube)
-    msg = down("update", node=node, namespace=ns, uid="u-1", rv="41")
-    # first sight: the record is created with "0" (never acked)
-    assert await rec.recorded_version(node, msg) == "0"
-    created = await kube.get(kubeclient.OBJECTSYNCS, f"{node}.u-1", namespace=ns)
-    assert created["spec"] == {
-        "objectAPIVersion": "v1",
-        "objectKind": "ConfigMap",
-        "objectName": "cm",
-    }
-    await rec.record_ack(node, msg)
-    assert await sync_records(kube, ns) == {f"{node}.u-1": "41"}
-    # a fresh recorder (a restarted cloudcore) reads it back
-    assert await ObjectSyncRecorder(kube).recorded_version(node, msg) == "41"
-    await rec.record_ack(node, down("delete", node=node, namespace=ns, uid="u-1", rv=""))
-    assert await sync_records(kube, ns) == {}
-    # deleting again is harmless
-    await rec.record_ack(node, down("delete", node=node, namespace=ns, uid="u-1", rv=""))
+    fresh = ObjectSyncRecorder(kube)
+    try:
+        msg = down("update", node=node, namespace=ns, uid="u-1", rv="41")
+        # first sight: the record is created with "0" (never acked)
+        assert await rec.recorded_version(node, msg) == "0"
+        await rec.flush(timeout=10)
+        created = await kube.get(kubeclient.OBJECTSYNCS, f"{node}.u-1", namespace=ns)
+        assert created["spec"] == {
+            "objectAPIVersion": "v1",
+            "objectKind": "ConfigMap",
+            "objectName": "cm",
+        }
+        await rec.record_ack(node, msg)
+        # this recorder knows at once what it recorded, before the API has it
+        assert await rec.recorded_version(node, msg) == "41"
+        await rec.flush(timeout=10)
+        assert await sync_records(kube, ns) == {f"{node}.u-1": "41"}
+        # a fresh recorder (a restarted cloudcore) reads it back from its cache
+        assert await fresh.recorded_version(node, msg) == "41"
+        await rec.record_ack(node, down("delete", node=node, namespace=ns, uid="u-1", rv=""))
+        await rec.flush(timeout=10)
+        assert await sync_records(kube, ns) == {}
+        # deleting again is harmless
+        await rec.record_ack(node, down("delete", node=node, namespace=ns, uid="u-1", rv=""))
+        await rec.flush(timeout=10)
+        assert rec.writer.retried == 0
+    finally:
+        await rec.close()
+        await fresh.close()
 
 
-async def test_recorder_cache_is_bounded(kube_api: Any, kube: Any) -> None:
-    # Records of objects (or nodes) that went away without an acked delete
-    # stayed in the cache for the life of cloudcore.
+async def test_recorder_memory_is_released_once_the_watch_shows_the_records(
+    kube_api: Any, kube: Any
+) -> None:
+    # Versions this process wrote are held only until the record informer shows
+    # them: records of objects that went away without an acked delete must not
+    # stay in memory for the life of cloudcore.
     ns = await kube_api.make_namespace("osync")
     node = await kube_api.make_node("edge")
-    rec = ObjectSyncRecorder(kube, cache_limit=3)
-    for i in range(6):
-        msg = down("update", node=node, namespace=ns, uid=f"u-{i}", name=f"cm{i}", rv=str(10 + i))
-        await rec.record_ack(node, msg)
-    assert rec.cached_records() == 3
-    # a forgotten record is read back from the API server
-    oldest = down("update", node=node, namespace=ns, uid="u-0", name="cm0", rv="10")
-    assert await rec.recorded_version(node, oldest) == "10"
+    rec = ObjectSyncRecorder(kube)
+    try:
+        for i in range(6):
+            msg = down(
+                "update", node=node, namespace=ns, uid=f"u-{i}", name=f"cm{i}", rv=str(10 + i)
+            )
+            await rec.record_ack(node, msg)
+        assert rec.overlay_size() > 0
+        await rec.flush(timeout=10)
+        deadline = time.monotonic() + 10
+        while rec.overlay_size():
+            assert time.monotonic() < deadline, f"{rec.overlay_size()} versions still held"
+            await asyncio.sleep(0.05)
+        oldest = down("update", node=node, namespace=ns, uid="u-0", name="cm0", rv="10")
+        assert await rec.recorded_version(node, oldest) == "10"
+    finally:
+        await rec.close()
 
 
 async def test_recorder_uses_cluster_object_sync_for_null_namespace(
@@ -98,16 +122,24 @@ async def test_recorder_uses_cluster_object_sync_for_null_namespace(
 ) -> None:
     node = await kube_api.make_node("edge")
     rec = ObjectSyncRecorder(kube)
-    msg = down("update", rtype="node", namespace="null", name=node, node=node, uid="n-1", rv="7")
-    await rec.record_ack(node, msg)  # ack without a prior lookup: get-or-create
-    got = await kube.get(kubeclient.CLUSTEROBJECTSYNCS, f"{node}.n-1")
-    assert got["spec"]["objectKind"] == "Node"
-    assert got["status"]["objectResourceVersion"] == "7"
-    await rec.record_ack(
-        node, down("delete", rtype="node", namespace="null", name=node, node=node, uid="n-1", rv="")
-    )
-    with pytest.raises(kubeclient.NotFound):
-        await kube.get(kubeclient.CLUSTEROBJECTSYNCS, f"{node}.n-1")
+    try:
+        msg = down(
+            "update", rtype="node", namespace="null", name=node, node=node, uid="n-1", rv="7"
+        )
+        await rec.record_ack(node, msg)  # ack without a prior lookup: get-or-create
+        await rec.flush(timeout=10)
+        got = await kube.get(kubeclient.CLUSTEROBJECTSYNCS, f"{node}.n-1")
+        assert got["spec"]["objectKind"] == "Node"
+        assert got["status"]["objectResourceVersion"] == "7"
+        await rec.record_ack(
+            node,
+            down("delete", rtype="node", namespace="null", name=node, node=node, uid="n-1", rv=""),
+        )
+        await rec.flush(timeout=10)
+        with pytest.raises(kubeclient.NotFound):
+            await kube.get(kubeclient.CLUSTEROBJECTSYNCS, f"{node}.n-1")
+    finally:
+        await rec.close()
 
 
 async def test_recorder_ignores_what_is_not_recorded(kube: Any) -> None:
@@ -116,6 +148,8 @@ async def test_recorder_ignores_what_is_not_recorded(kube: Any) -> None:
     assert await rec.recorded_version("n", twin) is None
     await rec.record_ack("n", twin)
     await rec.record_ack("n", down("update", rv=""))  # nothing to record
+    assert len(rec.writer) == 0
+    await rec.close()
 
 
 # -- the synccontroller -------------------------------------------------------------------

@@ -95,8 +95,13 @@ def build_registry(cfg: Any, kube: Any) -> Registry:
     from cloudcore.edgecontroller import EdgeController, EdgeControllerSettings
     from cloudcore.edgecontroller.objectindex import NotSynced
     from cloudcore.synccontroller.module import SyncController
+    from cloudcore.syncrecords import SyncRecordInformers
 
     edge = EdgeController(kube, settings=EdgeControllerSettings.from_config(cfg))
+
+    # One watch per record kind for the process: cloudhub reads the records it
+    # checks before queueing from it, the synccontroller its rounds.
+    records = SyncRecordInformers(kube) if kube is not None else None
 
     def handler(deps: HubDeps) -> ConnectionHandler:
         # Node authorization answers from the edgecontroller's caches, and
@@ -106,13 +111,13 @@ def build_registry(cfg: Any, kube: Any) -> Registry:
             index = CacheFirstNodeObjectIndex(
                 edge.object_index(), KubeNodeObjectIndex(deps.kube), not_ready=NotSynced
             )
-        return session_handler(deps, node_index=index)
+        return session_handler(deps, node_index=index, records=records)
 
     registry = Registry()
     registry.register(CloudHub(cfg, kube=kube, handler_factory=handler))
     registry.register(edge)
     registry.register(DeviceController(kube))
-    registry.register(SyncController(kube))
+    registry.register(SyncController(kube, records=records, informers=edge.informer_for))
     return registry
 
 

@@ -68,8 +68,11 @@ def _default_handler(deps: HubDeps) -> ConnectionHandler:
     return session_handler(deps)
 
 
-def session_handler(deps: HubDeps, *, node_index: Any = None) -> ConnectionHandler:
-    """The production session layer; ``node_index`` answers node authorization."""
+def session_handler(
+    deps: HubDeps, *, node_index: Any = None, records: Any = None
+) -> ConnectionHandler:
+    """The production session layer; ``node_index`` answers node authorization,
+    ``records`` are the process's shared ObjectSync caches (SyncRecordInformers)."""
     from cloudcore.cloudhub.handler import SessionManager, SessionSettings
 
     return SessionManager(  # type: ignore[no-any-return]
@@ -77,6 +80,7 @@ def session_handler(deps: HubDeps, *, node_index: Any = None) -> ConnectionHandl
         kube=deps.kube,
         cluster_ca=_cluster_ca(deps.kube),
         node_index=node_index,
+        records=records,
     )
 
 

@@ -18,7 +18,8 @@ runs the downstream pump (``run(ctx)``): see :mod:`cloudcore.cloudhub.handler`
 for how the cloudhub module wires it.
 
 Messages for a node that is not connected are dropped (KubeEdge's throw-away
-pool), but their ObjectSync record is still created with version ``"0"``, so
+pool), but their ObjectSync record is still created with version ``"0"`` (by
+the recorder's background writer, see :mod:`cloudcore.cloudhub.objectsync`), so
 the synccontroller delivers them once the node is back.
 """
 
@@ -30,7 +31,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from beehive.constants import (
     GROUP_EDGECONTROLLER,
@@ -68,6 +69,9 @@ from cloudcore.cloudhub.handler import (
     NodeConnection,
 )
 from kecommon.resources import ResourceError, add_node_prefix, node_of, trim_node_prefix
+
+if TYPE_CHECKING:
+    from cloudcore.syncrecords import SyncRecordInformers
 
 __all__ = [
     "NodeSession",
@@ -332,6 +336,7 @@ class SessionManager:
         recorder: SyncRecorder | None = None,
         node_index: authorization.NodeObjectIndex | None = None,
         kube: Any = None,
+        records: SyncRecordInformers | None = None,
         cluster_ca: bytes | str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -342,6 +347,8 @@ class SessionManager:
             node_index: admission lookups; built from ``kube`` if omitted.
             kube: a ``kubeclient.KubeClient``; None means no ObjectSync records and,
                 with authorization on, every lookup-based message is refused.
+            records: the process's shared ``SyncRecordInformers`` for the default
+                recorder (one is made for it if omitted).
             cluster_ca: the cluster CA (PEM text or bytes) sent for ``k8s/ca.crt``.
             clock: monotonic seconds; injectable for tests.
         """
@@ -350,7 +357,7 @@ class SessionManager:
         if kube is not None and recorder is None:
             from cloudcore.cloudhub.objectsync import ObjectSyncRecorder
 
-            recorder = ObjectSyncRecorder(kube)
+            recorder = ObjectSyncRecorder(kube, records=records)
         if kube is not None and node_index is None:
             from cloudcore.cloudhub.nodeindex import KubeNodeObjectIndex
 
@@ -589,7 +596,14 @@ class SessionManager:
         session.enqueue(msg, recorded)
 
     async def close(self) -> None:
-        """End every session (code 1001); idempotent."""
+        """End every session (code 1001), then write the ObjectSync records still
+        queued (so a restart does not resend what was acked); idempotent."""
         self._closed = True
         for session in list(self._sessions.values()):
             await session.end(CLOSE_GOING_AWAY, "cloudcore shutting down")
+        close = getattr(self._recorder, "close", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:
+                log.exception("closing the ObjectSync recorder failed")

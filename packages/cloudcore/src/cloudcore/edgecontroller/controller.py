@@ -75,6 +75,17 @@ class EdgeController:
         ``NodeObjectIndex``)."""
         return InformerNodeObjectIndex(self)
 
+    def informer_for(self, ref: kubeclient.ResourceRef) -> kubeclient.Informer | None:
+        """This controller's informer for ``ref`` (None before start or if it has
+        none); the synccontroller reads objects and nodes from them. The nodes
+        informer holds edge nodes only."""
+        return {
+            kubeclient.NODES: self.nodes,
+            kubeclient.PODS: self.pods,
+            kubeclient.CONFIGMAPS: self.configmaps,
+            kubeclient.SECRETS: self.secrets,
+        }.get(ref)
+
     async def wait_synced(self, timeout: float | None = None) -> None:
         """Wait until every informer has listed once (for tests and readiness)."""
         async with asyncio.timeout(timeout):

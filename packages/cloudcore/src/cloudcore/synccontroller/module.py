@@ -1,23 +1,26 @@
 """The synccontroller beehive module: resends what the edge nodes are missing.
 
-Every ``period`` seconds (KubeEdge: 5) it lists the ObjectSync and
-ClusterObjectSync records, the nodes, and the objects the records name (one
-LIST per kind, cluster-wide), then carries out :func:`reconcile.decide` for each
+Every ``period`` seconds (KubeEdge: 5) it takes the ObjectSync and
+ClusterObjectSync records, the nodes, and the objects the records name (see
+below where from), then carries out :func:`reconcile.decide` for each
 record: ``update``/``delete`` messages go to the ``cloudhub`` module (which
 queues them like any other downstream message: a node that is offline does not
 get them, and the next round tries again), records of deleted nodes are
 removed. This is what brings a node back to the cluster's state after a
 disconnection or a cloudcore restart (protocol.md 4.4, 4.6).
 
-KubeEdge reads from informer caches; this module LISTs each round (records,
-nodes, one cluster-wide list per synced kind), which costs O(records + objects)
-requests' worth of data per period but never acts on a stale cache and needs no
-watch. Moving to shared informers is the known next step for large clusters.
+The records come from the process-wide informer caches
+(:class:`~cloudcore.syncrecords.SyncRecordInformers`, shared with cloudhub's
+ObjectSync recorder, as KubeEdge's listers are), and the objects and nodes from
+the edgecontroller's informers (``informers``), when the module is given them
+and they are synced; otherwise the round LISTs them (one cluster-wide list per
+kind). The nodes informer holds edge nodes only, so a record naming a node it
+does not hold makes the round list the nodes.
 
 The process (``cloudcore --config``) builds the module with its
-``kubeclient.KubeClient``::
+``kubeclient.KubeClient`` and the shared record caches::
 
-    registry.register(SyncController(client, period=cfg.modules.sync_controller...))
+    registry.register(SyncController(client, records=records, informers=edge.informer_for))
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import kubeclient
@@ -33,6 +37,7 @@ from beehive.constants import GROUP_SYNCCONTROLLER, MOD_CLOUDHUB, MOD_SYNCCONTRO
 from beehive.context import Context
 from cloudcore.synccontroller import reconcile
 from cloudcore.synccontroller.reconcile import SyncRecord
+from cloudcore.syncrecords import SyncRecordInformers
 from kubeclient.resources import (
     CLUSTEROBJECTSYNCS,
     CONFIGMAPS,
@@ -45,11 +50,16 @@ from kubeclient.resources import (
     ResourceRef,
 )
 
-__all__ = ["DEFAULT_PERIOD", "SyncController", "ref_for"]
+__all__ = ["DEFAULT_PERIOD", "InformerSource", "SyncController", "ref_for"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PERIOD = 5.0
+
+#: the process's informer for a resource, if it has one (the edgecontroller's)
+InformerSource = Callable[[ResourceRef], "kubeclient.Informer | None"]
+#: (namespace or None, name) -> the object, or None
+Lookup = Callable[[str | None, str], "dict[str, Any] | None"]
 
 _KNOWN_REFS: dict[tuple[str, str], ResourceRef] = {
     (ref.api_version, ref.kind): ref
@@ -75,11 +85,28 @@ def ref_for(record: SyncRecord) -> ResourceRef:
 class SyncController:
     """Beehive module ``synccontroller`` (group ``synccontroller``)."""
 
-    def __init__(self, client: kubeclient.KubeClient, *, period: float = DEFAULT_PERIOD) -> None:
+    def __init__(
+        self,
+        client: kubeclient.KubeClient,
+        *,
+        period: float = DEFAULT_PERIOD,
+        records: SyncRecordInformers | None = None,
+        informers: InformerSource | None = None,
+    ) -> None:
+        """
+        Args:
+            client: the API client.
+            period: seconds between rounds (KubeEdge: 5).
+            records: the shared record caches; None: LIST the records each round.
+            informers: where to find a synced cache of the objects records name
+                and of the nodes; kinds without one are LISTed each round.
+        """
         if period <= 0:
             raise ValueError("period must be positive")
         self._client = client
         self.period = period
+        self._cache = records
+        self._informers = informers
         #: counters of the last and all rounds: ``updates``, ``deletes``,
         #: ``records_removed``, ``errors``
         self.stats: Counter[str] = Counter()
@@ -98,6 +125,17 @@ class SyncController:
         return bool(getattr(section, "enable", True))
 
     async def start(self, ctx: Context) -> None:
+        cache = self._cache
+        if cache is None:
+            await self._loop(ctx)
+            return
+        cache.start()
+        try:
+            await self._loop(ctx)
+        finally:
+            await cache.stop()
+
+    async def _loop(self, ctx: Context) -> None:
         while True:
             try:
                 await self.reconcile_once(ctx)
@@ -113,15 +151,21 @@ class SyncController:
         return None
 
     async def _records(self) -> list[SyncRecord]:
+        cache = self._cache
+        if cache is not None and cache.synced:
+            objects = cache.items()
+        else:
+            objects = []
+            for ref in (OBJECTSYNCS, CLUSTEROBJECTSYNCS):
+                listed = await self._client.list(ref)
+                objects.extend(listed.get("items") or [])
         records: list[SyncRecord] = []
-        for ref in (OBJECTSYNCS, CLUSTEROBJECTSYNCS):
-            listed = await self._client.list(ref)
-            for obj in listed.get("items") or []:
-                record = reconcile.parse_record(obj)
-                if record is None:
-                    log.warning("ignoring malformed sync record %s", obj.get("metadata"))
-                    continue
-                records.append(record)
+        for obj in objects:
+            record = reconcile.parse_record(obj)
+            if record is None:
+                log.warning("ignoring malformed sync record %s", obj.get("metadata"))
+                continue
+            records.append(record)
         return records
 
     async def reconcile_once(self, ctx: Context) -> Counter[str]:
@@ -130,18 +174,17 @@ class SyncController:
         records = await self._records()
         if not records:
             return done
-        nodes_list = await self._client.list(NODES)
-        nodes = {n["metadata"]["name"] for n in nodes_list.get("items") or []}
-        objects: dict[ResourceRef, dict[tuple[str | None, str], dict[str, Any]] | None] = {}
+        nodes = await self._nodes({record.node for record in records})
+        objects: dict[ResourceRef, Lookup | None] = {}
         for record in records:
             ref = ref_for(record)
             if ref not in objects:
-                objects[ref] = await self._index(ref)
+                objects[ref] = await self._lookup(ref)
         for record in records:
-            index = objects[ref_for(record)]
-            if index is None:
+            lookup = objects[ref_for(record)]
+            if lookup is None:
                 continue  # that kind could not be listed this round
-            current = index.get((record.namespace, record.object_name))
+            current = lookup(record.namespace, record.object_name)
             action = reconcile.decide(
                 current=current, record=record, node_exists=record.node in nodes
             )
@@ -161,6 +204,30 @@ class SyncController:
                 done["deletes" if action.msg.operation == "delete" else "updates"] += 1
         self.stats.update(done)
         return done
+
+    def _synced_informer(self, ref: ResourceRef) -> kubeclient.Informer | None:
+        informer = self._informers(ref) if self._informers is not None else None
+        return informer if informer is not None and informer.synced else None
+
+    async def _nodes(self, wanted: set[str]) -> set[str]:
+        """The names among ``wanted`` that exist, from the nodes cache when it
+        has them all (it may hold edge nodes only), else from a LIST."""
+        informer = self._synced_informer(NODES)
+        if informer is not None:
+            cached = {name for name in wanted if informer.get(name) is not None}
+            if cached == wanted:
+                return cached
+        listed = await self._client.list(NODES)
+        return {n["metadata"]["name"] for n in listed.get("items") or []}
+
+    async def _lookup(self, ref: ResourceRef) -> Lookup | None:
+        informer = self._synced_informer(ref)
+        if informer is not None:
+            return lambda namespace, name: informer.get(name, namespace)
+        index = await self._index(ref)
+        if index is None:
+            return None
+        return lambda namespace, name: index.get((namespace, name))
 
     async def _index(self, ref: ResourceRef) -> dict[tuple[str | None, str], dict[str, Any]] | None:
         try:
