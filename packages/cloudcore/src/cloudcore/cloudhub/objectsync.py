@@ -53,6 +53,7 @@ import kubeclient
 from beehive.constants import GROUP_RESOURCE, NULL_NAMESPACE, OP_DELETE
 from beehive.message import Message
 from cloudcore.cloudhub.delivery import ack_key, compare_resource_versions, content_object
+from cloudcore.cloudhub.pressure import DeliveryPressure
 from cloudcore.reliablesyncs import (
     INITIAL_RESOURCE_VERSION,
     KIND_BY_TYPE,
@@ -69,6 +70,8 @@ log = logging.getLogger(__name__)
 
 #: concurrent record writes (each is one or two API round trips)
 DEFAULT_WRITERS = 16
+#: of those, how many keep writing while delivery is busy (see DeliveryPressure)
+DEFAULT_BUSY_WRITERS = 2
 #: how long a lookup waits for the first list of the records at start
 DEFAULT_SYNC_TIMEOUT = 10.0
 _RETRY_FIRST = 0.1
@@ -117,9 +120,19 @@ class RecordWriter:
     """Writes records in the background: in order per record, concurrent across
     records, retried until they succeed (or the writer is closed)."""
 
-    def __init__(self, client: kubeclient.KubeClient, *, workers: int = DEFAULT_WRITERS) -> None:
+    def __init__(
+        self,
+        client: kubeclient.KubeClient,
+        *,
+        workers: int = DEFAULT_WRITERS,
+        busy_workers: int = DEFAULT_BUSY_WRITERS,
+        pressure: DeliveryPressure | None = None,
+    ) -> None:
         self._client = client
         self._workers = workers
+        #: workers that write while delivery is busy; the others wait for a lull
+        self._busy_workers = max(1, min(busy_workers, workers))
+        self.pressure = pressure
         self._waiting: dict[RecordKey, list[RecordWrite]] = {}
         self._ready: asyncio.Queue[RecordKey] = asyncio.Queue()
         self._busy: set[RecordKey] = set()
@@ -130,6 +143,9 @@ class RecordWriter:
         #: writes done, retried after an error, and given up at close
         self.done = 0
         self.retried = 0
+        #: records being written right now, and the most at once since start
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     def pending(self, key: RecordKey) -> bool:
         """Whether a write for ``key`` is waiting or in progress."""
@@ -144,7 +160,7 @@ class RecordWriter:
             return
         if not self._tasks:
             self._tasks = [
-                asyncio.create_task(self._work(), name=f"objectsync-writer-{i}")
+                asyncio.create_task(self._work(i), name=f"objectsync-writer-{i}")
                 for i in range(self._workers)
             ]
         waiting = self._waiting.get(key)
@@ -177,15 +193,23 @@ class RecordWriter:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _work(self) -> None:
+    async def _work(self, index: int) -> None:
+        yields = index >= self._busy_workers
         while True:
+            if yields and self.pressure is not None:
+                # Delivery first: the record of a message only has to exist
+                # eventually; the few busy workers keep the backlog moving.
+                await self.pressure.wait_calm()
             key = await self._ready.get()
             writes = self._waiting.pop(key, [])
             self._busy.add(key)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:
                 for write in writes:
                     await self._write_until_done(key, write)
             finally:
+                self.in_flight -= 1
                 self._busy.discard(key)
                 if key in self._waiting:
                     self._ready.put_nowait(key)  # more came while we wrote
@@ -256,11 +280,12 @@ class ObjectSyncRecorder:
         records: SyncRecordInformers | None = None,
         workers: int = DEFAULT_WRITERS,
         sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
+        pressure: DeliveryPressure | None = None,
     ) -> None:
         self._client = client
         self._records = records or SyncRecordInformers(client)
         self._records.add_handlers(self._seen, self._seen_deleted)
-        self.writer = RecordWriter(client, workers=workers)
+        self.writer = RecordWriter(client, workers=workers, pressure=pressure)
         self._sync_timeout = sync_timeout
         self._started = False
         self._closed = False

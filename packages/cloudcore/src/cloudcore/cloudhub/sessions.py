@@ -68,6 +68,7 @@ from cloudcore.cloudhub.handler import (
     CLOSE_WRITE_FAILED,
     NodeConnection,
 )
+from cloudcore.cloudhub.pressure import DeliveryPressure
 from kecommon.resources import ResourceError, add_node_prefix, node_of, trim_node_prefix
 
 if TYPE_CHECKING:
@@ -234,6 +235,7 @@ class NodeSession:
         self._wake.set()  # the timer moved
 
     def ack(self, parent_msg_id: str) -> None:
+        self._manager.pressure.note()
         if self.core.receive_ack(parent_msg_id, now=self._clock()):
             self._wake.set()
 
@@ -354,10 +356,17 @@ class SessionManager:
         """
         self.settings = settings or SessionSettings()
         self.clock = clock
+        #: delivery activity, so that the record writer yields to it in bursts
+        #: (real time, not ``clock``: the writer sleeps on it)
+        self.pressure = DeliveryPressure()
         if kube is not None and recorder is None:
             from cloudcore.cloudhub.objectsync import ObjectSyncRecorder
 
-            recorder = ObjectSyncRecorder(kube, records=records)
+            recorder = ObjectSyncRecorder(kube, records=records, pressure=self.pressure)
+        else:
+            writer = getattr(recorder, "writer", None)
+            if writer is not None and getattr(writer, "pressure", False) is None:
+                writer.pressure = self.pressure
         if kube is not None and node_index is None:
             from cloudcore.cloudhub.nodeindex import KubeNodeObjectIndex
 
@@ -571,6 +580,7 @@ class SessionManager:
 
     async def route_downstream(self, msg: Message) -> None:
         """Hand one downstream message to its node's session."""
+        self.pressure.note()
         try:
             node = node_of(msg.resource)
         except ResourceError:
