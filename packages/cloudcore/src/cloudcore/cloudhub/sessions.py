@@ -242,6 +242,7 @@ class NodeSession:
     # -- the write path ---------------------------------------------------------------
 
     async def _write_loop(self) -> None:
+        depth: Any = None
         try:
             while not self._ended:
                 self._wake.clear()
@@ -259,9 +260,12 @@ class NodeSession:
                     except ConnectionError as exc:
                         await self.end(CLOSE_WRITE_FAILED, f"write failed: {exc}")
                         return
-                    log.debug("node=%s sent %s", self.node_id, msg.describe())
+                    if log.isEnabledFor(logging.DEBUG):  # no describe() per message
+                        log.debug("node=%s sent %s", self.node_id, msg.describe())
                     continue
-                metrics.NODE_QUEUE_DEPTH.labels(self.node_id).set(self.core.queue_depth())
+                if depth is None:  # the labelled child, looked up once per session
+                    depth = metrics.NODE_QUEUE_DEPTH.labels(self.node_id)
+                depth.set(self.core.queue_depth())
                 timer = self.core.get_timer()
                 timeout = None if timer is None else max(0.0, timer - self._clock())
                 # asyncio.timeout, not wait_for: 3.11's wait_for can hang in its

@@ -98,7 +98,8 @@ class Downstream:
         except BeehiveError as exc:
             log.error("cannot hand %s to %s: %s", msg.describe(), self.target, exc)
             return
-        log.debug("downstream %s", msg.describe())
+        if log.isEnabledFor(logging.DEBUG):  # no describe() per message
+            log.debug("downstream %s", msg.describe())
 
     # -- nodes --------------------------------------------------------------------
 

@@ -96,11 +96,13 @@ class WebSocketNodeConnection:
         Raises:
             ConnectionError: the connection is closed or the write timed out.
         """
-        data = codec.encode(msg).decode("utf-8")
+        # The encoded JSON is UTF-8 already: send the bytes as a text frame
+        # instead of decoding them to str for websockets to encode again.
+        data = codec.encode(msg)
         async with self._lock:
             try:
                 async with asyncio.timeout(self._write_timeout):
-                    await self._ws.send(data)
+                    await self._ws.send(data, text=True)
             except ConnectionClosed as exc:
                 raise ConnectionError(f"connection of node {self.node_id} is closed") from exc
             except TimeoutError as exc:
