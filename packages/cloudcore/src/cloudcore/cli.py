@@ -25,8 +25,10 @@ from kecommon.corecli import CoreCommand, build_app
 def run(cfg: CloudCoreConfig, config_path: Path) -> int:
     """Run cloudcore with ``cfg`` until stopped; returns the exit code."""
     from cloudcore import app as cloudcore_app
+    from cloudcore.gctuning import tune_gc
 
     logging.getLogger("cloudcore").info("cloudcore starting with %s", config_path)
+    tune_gc()  # fewer, shorter collector pauses on the delivery path
     return asyncio.run(cloudcore_app.run(cfg))
 
 
