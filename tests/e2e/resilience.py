@@ -29,6 +29,8 @@ EDGE_HEARTBEAT = 2
 CLOUD_KEEPALIVE = 4
 #: seconds a node may be silent before edgecontroller marks it Unknown
 GRACE = 4
+#: edged's lease duration; renewed every quarter of it, so well within GRACE
+LEASE = 8
 
 
 def _tails(stack: DevStack, lines: int = 30) -> str:
@@ -60,6 +62,7 @@ async def start_blip_stack(work_dir: Path, *, proxy: bool) -> BlipStack:
     blip: BlipProxy | None = None
 
     def tune_edgecore(cfg: EdgeCoreConfig) -> None:
+        cfg.modules.edged.tailored_kubelet_config.node_lease_duration_seconds = LEASE
         if blip is not None:
             cfg.modules.edge_hub.websocket.server = blip.address
 
