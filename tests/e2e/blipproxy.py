@@ -5,6 +5,12 @@ unchanged (TLS passes through end to end: the proxy sees only ciphertext).
 :meth:`BlipProxy.cut` closes both sides of every open connection and stops
 listening, so new connections are refused, as when a link goes down;
 :meth:`BlipProxy.restore` listens again on the same port.
+
+:meth:`BlipProxy.pause` is the silent kind of blip: packets are dropped and
+nobody is told. Open connections stay open but carry nothing (bytes already read
+are held, as TCP would retransmit them) and new ones hang before reaching the
+target; :meth:`BlipProxy.resume` lets everything flow again, so a peer that gave
+up meanwhile sees its old connection fail only then, as with a real link.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ class BlipProxy:
         self._tasks: set[asyncio.Task[None]] = set()
         #: connections accepted so far (a reconnect shows up here)
         self.accepted = 0
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     @property
     def address(self) -> str:
@@ -58,13 +66,22 @@ class BlipProxy:
             # Closing the listener before the connections keeps wait_closed short.
             await server.wait_closed()
 
+    def pause(self) -> None:
+        """Drop traffic silently: nothing is closed, nothing gets through."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
     async def close(self) -> None:
+        self.resume()
         await self.cut()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._server is None:
             writer.close()
             return
+        await self._flowing.wait()
         try:
             up_reader, up_writer = await asyncio.open_connection(self.host, self.target_port)
         except OSError:
@@ -76,9 +93,10 @@ class BlipProxy:
         assert task is not None
         self._tasks.add(task)  # type: ignore[arg-type]
         try:
-            await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
-        except asyncio.CancelledError:
-            pass
+            await asyncio.gather(_pump(reader, up_writer, self._flowing),
+                                 _pump(up_reader, writer, self._flowing))
+        except (asyncio.CancelledError, ConnectionError, OSError):
+            pass  # one side broke: close both, as a reset would
         finally:
             self._tasks.discard(task)  # type: ignore[arg-type]
             for w in (writer, up_writer):
@@ -86,13 +104,18 @@ class BlipProxy:
                 w.close()
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pump(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event
+) -> None:
     try:
-        while data := await reader.read(65536):
+        while True:
+            await flowing.wait()
+            data = await reader.read(65536)
+            await flowing.wait()  # read during a pause: held until the link is back
+            if not data:
+                break
             writer.write(data)
             await writer.drain()
-    except (ConnectionError, OSError):
-        pass
     finally:
         with contextlib.suppress(OSError, RuntimeError):
             if writer.can_write_eof():

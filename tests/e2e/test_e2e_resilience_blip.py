@@ -80,8 +80,9 @@ async def test_blip_heals_without_restarts_and_offline_changes_arrive(blip: Blip
                                                      restartPolicy="Never"))
     await create(stack, kubeclient.PODS, _volume_pod(ns, "doomed", node, "cm-del"))
     await create(stack, kubeclient.PODS, _volume_pod(ns, "relabel", node, "cm-upd"))
+    await create(stack, kubeclient.PODS, _volume_pod(ns, "phoenix", node, "cm-upd"))
     running: dict[str, dict[str, Any]] = {}
-    for name in ("exits", "doomed", "relabel"):
+    for name in ("exits", "doomed", "relabel", "phoenix"):
         running[name] = await stack.wait_pod(ns, name, is_running_and_ready,
                                              what="to be Running and Ready", timeout=60)
     assert {"cm-upd", "cm-del"} <= stored(stack, ns, "configmap").keys()
@@ -118,6 +119,11 @@ async def test_blip_heals_without_restarts_and_offline_changes_arrive(blip: Blip
         await kube.delete(kubeclient.PODS, "doomed", namespace=ns)
         await kube.patch(kubeclient.PODS, "relabel", {"metadata": {"labels": {"gen": "2"}}},
                          namespace=ns)
+        # Force-deleted and created again under the same name: a new pod (new uid).
+        await kube.delete(kubeclient.PODS, "phoenix", namespace=ns,
+                          body={"gracePeriodSeconds": 0})
+        await stack.wait_pod_gone(ns, "phoenix", timeout=10)
+        await create(stack, kubeclient.PODS, _volume_pod(ns, "phoenix", node, "cm-new"))
 
         # Longer than cloudcore's keepalive timeout, whatever the checks above took.
         async def outlasted() -> bool:
@@ -146,6 +152,22 @@ async def test_blip_heals_without_restarts_and_offline_changes_arrive(blip: Blip
             what="the late pod to print the new configmap", timeout=30,
         )
         assert "late sees fresh" in log_text
+
+        # The pod recreated under the same name runs as the new pod, and only it.
+        reborn = await stack.wait_pod(ns, "phoenix", is_running_and_ready,
+                                      what="(recreated) to be Running and Ready", timeout=60)
+        old_uid, new_uid = running["phoenix"]["metadata"]["uid"], reborn["metadata"]["uid"]
+        assert new_uid != old_uid
+
+        async def old_phoenix_gone() -> bool:
+            return not await cri.list_pod_sandbox(labels={POD_UID_LABEL: old_uid})
+
+        await wait_for(old_phoenix_gone, what="the replaced pod's sandbox to be removed",
+                       timeout=60, guard=stack._guard)
+        reborn_id = container_id(reborn, "app")
+        assert reborn_id
+        await wait_for(lambda: _log_with(cri, reborn_id, "phoenix sees fresh"),
+                       what="the recreated pod to use its new configmap", timeout=30)
 
         # The pod deleted during the cut is gone, from the API and from containerd.
         await stack.wait_pod_gone(ns, "doomed", timeout=60)
@@ -179,7 +201,9 @@ async def test_blip_heals_without_restarts_and_offline_changes_arrive(blip: Blip
         cms = stored(stack, ns, "configmap")
         assert cms["cm-upd"]["data"] == {"value": "v2"}
         assert cms["cm-new"]["data"] == {"value": "fresh"}
-        assert stored(stack, ns, "pod")["relabel"]["metadata"]["labels"].get("gen") == "2"
+        pods = stored(stack, ns, "pod")
+        assert pods["relabel"]["metadata"]["labels"].get("gen") == "2"
+        assert pods["phoenix"]["metadata"]["uid"] == new_uid
         # Status patches kept offline were all delivered.
         assert not any(k.startswith(f"{ns}/") for k in pending_keys(stack))
         # The exited container is still the one we stopped: it was not restarted.
@@ -195,3 +219,43 @@ async def test_blip_heals_without_restarts_and_offline_changes_arrive(blip: Blip
 async def _log_with(cri: CRIClient, cid: str, text: str) -> str | None:
     out = await read_container_log(cri, cid)
     return out if text in out else None
+
+
+async def test_silent_blip_heals_without_restarts(blip: BlipStack) -> None:
+    # Packets dropped, nobody told: cloudcore ends the session on its keepalive
+    # timeout while the edge still holds its connection; when the link returns
+    # the stale connection fails and the edge reconnects by itself.
+    stack, proxy = blip.stack, blip.proxy
+    assert proxy is not None and stack.edgecore is not None and stack.cloudcore is not None
+    pids = (stack.edgecore.pid, stack.cloudcore.pid)
+    kube, node = stack.client(), stack.node_name
+    ns = await make_namespace(stack, "silent")
+    await create(stack, kubeclient.CONFIGMAPS, configmap(ns, "cm", {"value": "before"}))
+    await create(stack, kubeclient.PODS, _volume_pod(ns, "quiet", node, "cm"))
+    await stack.wait_pod(ns, "quiet", is_running_and_ready, what="to be Running and Ready",
+                         timeout=60)
+    await stack.wait_node_ready(timeout=30)
+    accepted = proxy.accepted
+
+    proxy.pause()
+    try:
+        cond = await wait_for(lambda: node_not_ready(stack), what="the node to leave Ready",
+                              timeout=30, guard=stack._guard)
+        assert cond["status"] == "Unknown"
+        await kube.replace(kubeclient.CONFIGMAPS, "cm", configmap(ns, "cm", {"value": "after"}),
+                           namespace=ns)
+        want = rv(await kube.get(kubeclient.CONFIGMAPS, "cm", namespace=ns))
+    finally:
+        proxy.resume()
+
+    await stack.wait_node_ready(timeout=60)
+    assert proxy.accepted > accepted, "the edge did not reconnect"
+
+    async def arrived() -> bool:
+        cm = stored(stack, ns, "configmap").get("cm")
+        return cm is not None and rv(cm) == want and cm["data"] == {"value": "after"}
+
+    await wait_for(arrived, what="the update made during the silent cut to reach the edge",
+                   timeout=30, guard=stack._guard)
+    assert stack.edgecore is not None and stack.cloudcore is not None
+    assert (stack.edgecore.pid, stack.cloudcore.pid) == pids
