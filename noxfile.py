@@ -41,7 +41,7 @@ def lint(session: nox.Session) -> None:
     """ruff and the import layering contracts."""
     session.install("ruff>=0.6", "import-linter>=2.0")
     _install_packages(session)
-    session.run("ruff", "check", "packages", "tests", "noxfile.py")
+    session.run("ruff", "check", "packages", "tests", "bench", "noxfile.py")
     session.run("lint-imports")
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from bench import Result, machine
 
-BENCHMARKS = ["codec", "cloudhub_conns", "delivery", "edgecore"]
+BENCHMARKS = ["codec", "cloudhub_conns", "delivery", "delivery_api", "edgecore"]
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

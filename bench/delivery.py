@@ -138,13 +138,24 @@ async def run(
     rate = PACED_RATE / (10 if quick else 1)
     raise_nofile(n + 2048)
     results: list[Result] = []
+    notes_extra: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-delivery-") as tmp:
         workdir = Path(tmp)
         write_ca(workdir)
         # BENCH_PROFILE=<file>: cProfile the hub server (to find what dominates).
         prof = Path(os.environ["BENCH_PROFILE"]) if os.environ.get("BENCH_PROFILE") else None
+        # BENCH_RECORD_DELAY=<s>: each ObjectSync lookup / ack record takes this long, as an
+        # API round trip would (the recorder is otherwise instantaneous here).
+        record_delay = float(os.environ.get("BENCH_RECORD_DELAY", "0"))
+        if record_delay:
+            notes_extra.append(
+                f"ObjectSync lookup and ack record simulated at {record_delay}s each"
+            )
         async with (
-            hub_server(workdir, keepalive=30, profile=prof) as (hub, ready),
+            hub_server(workdir, keepalive=30, profile=prof, record_delay=record_delay) as (
+                hub,
+                ready,
+            ),
             contextlib.AsyncExitStack() as st,
         ):
             fleet = await st.enter_async_context(
@@ -167,6 +178,7 @@ async def run(
                     notes.append("all pods handed over at once (informer re-list / burst)")
                 if p99 is None:
                     notes.append("not every pod was acked within 120 s")
+                notes.extend(notes_extra)
                 results.append(
                     Result(
                         name=f"{NAME} ({label})",

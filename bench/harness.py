@@ -111,6 +111,7 @@ async def hub_server(
     trace: bool = False,
     max_seconds: float = 900,
     profile: Path | None = None,
+    record_delay: float = 0.0,
 ) -> AsyncIterator[tuple[Child, dict[str, Any]]]:
     """Start ``bench.hubserver``; yield (child, its ready line)."""
     args = [
@@ -131,6 +132,8 @@ async def hub_server(
         args.append("--trace")
     if profile is not None:
         args += ["--profile", str(profile)]
+    if record_delay:
+        args += ["--record-delay", str(record_delay)]
     child = await _spawn("hubserver", args, workdir / "hubserver.stderr")
     try:
         ready = await child.read(timeout=60)

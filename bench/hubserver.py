@@ -50,16 +50,22 @@ DRIVER = "benchdriver"
 class AckClock:
     """A SyncRecorder that timestamps acks (monotonic, comparable across processes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
+        # delay: seconds each call takes, to stand in for the ObjectSync API round trips.
+        self.delay = delay
         self.sent_at: dict[str, float] = {}
         self.acked_at: dict[str, float] = {}
         self.all_acked = asyncio.Event()
 
     async def recorded_version(self, node: str, msg: Message) -> str | None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return None  # nothing recorded: every object is new to the node
 
     async def record_ack(self, node: str, msg: Message) -> None:
         now = time.monotonic()
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if msg.msg_id in self.sent_at and msg.msg_id not in self.acked_at:
             self.acked_at[msg.msg_id] = now
             if len(self.acked_at) == len(self.sent_at):
@@ -292,7 +298,7 @@ def build_config(args: argparse.Namespace) -> CloudCoreConfig:
 
 async def amain(args: argparse.Namespace) -> int:
     cfg = build_config(args)
-    clock = AckClock()
+    clock = AckClock(args.record_delay)
 
     def factory(deps: HubDeps) -> SessionManager:
         # As cloudhub's default factory, with the ack clock as the recorder.
@@ -320,6 +326,12 @@ def main() -> int:
     parser.add_argument("--keepalive", type=int, default=30, help="cloudHub.keepaliveInterval")
     parser.add_argument("--max-seconds", type=float, default=900)
     parser.add_argument("--trace", action="store_true", help="tracemalloc (1 frame)")
+    parser.add_argument(
+        "--record-delay",
+        type=float,
+        default=0.0,
+        help="seconds each ObjectSync lookup and ack record takes (an API round trip)",
+    )
     parser.add_argument("--log", help="log file (INFO)")
     parser.add_argument("--profile", help="write cProfile stats of the whole run to this file")
     args = parser.parse_args()

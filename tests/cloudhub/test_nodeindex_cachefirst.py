@@ -26,6 +26,9 @@ class TableIndex:
     async def pod_bound(self, node: str, ns: str, name: str) -> bool:
         return await self._answer("pod_bound", node, ns, name)
 
+    async def pod_exists(self, ns: str, name: str) -> bool:
+        return await self._answer("pod_exists", "", ns, name)
+
     async def configmap_referenced(self, node: str, ns: str, name: str) -> bool:
         return await self._answer("configmap_referenced", node, ns, name)
 
@@ -56,3 +59,17 @@ async def test_synced_cache_is_final_and_spares_the_api() -> None:
     # The API would say yes, but a synced cache's "no" stands.
     assert not await index.serviceaccount_referenced("edge1", "ns", "default")
     assert api.calls == 0
+
+
+async def test_pod_exists_is_cache_first_too() -> None:
+    """Asked for a pod delete the node does not own: the cache answers once synced."""
+    api = TableIndex({("pod_exists", "", "default", "p")})
+    unsynced = CacheFirstNodeObjectIndex(TableIndex(set(), ready=False), api, not_ready=NotReady)
+    assert await unsynced.pod_exists("default", "p")
+    assert api.calls == 1
+    synced = CacheFirstNodeObjectIndex(
+        TableIndex({("pod_exists", "", "default", "q")}), api, not_ready=NotReady
+    )
+    assert await synced.pod_exists("default", "q")
+    assert not await synced.pod_exists("default", "p")
+    assert api.calls == 1

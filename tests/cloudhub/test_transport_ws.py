@@ -204,6 +204,36 @@ async def test_oversized_frame_closes_1009(
     assert recording_handler.of("big") == []
 
 
+async def test_frames_much_larger_than_the_tls_read_buffer_arrive_whole(
+    ws_server: Any, pki: Pki, recording_handler: RecordingHandler
+) -> None:
+    # The server shrinks asyncio's per-connection TLS read buffer (256 KiB -> 16 KiB, the
+    # dominant per-node memory cost, docs/performance.md); big frames must still arrive whole.
+    import asyncio.sslproto
+
+    from cloudcore.cloudhub.tls import TLS_READ_BUFFER
+
+    server = await ws_server()
+    assert asyncio.sslproto.SSLProtocol.max_size <= TLS_READ_BUFFER
+    async with await dial(server, pki, "edge-big", max_size=None) as ws:
+        up = keepalive()
+        up.content = "u" * (2 * 1024 * 1024)
+        await ws.send(codec.encode(up))
+        await wait_for(lambda: recording_handler.of("edge-big"), what="the 2 MiB frame")
+        assert recording_handler.of("edge-big")[0] == up
+        conn = recording_handler.connections[0]
+        down = Message.new(
+            source="edgecontroller",
+            group="resource",
+            operation="update",
+            resource="default/configmap/big",
+            content={"data": {"k": "d" * (2 * 1024 * 1024)}},
+        )
+        await conn.write(down)
+        frame = await asyncio.wait_for(ws.recv(), 10)
+        assert codec.decode(frame) == down
+
+
 async def test_flood_from_one_node_does_not_starve_another(
     ws_server: Any, pki: Pki, recording_handler: RecordingHandler
 ) -> None:

@@ -47,6 +47,9 @@ class CaptureIndex:
         pod = self.pods.get((namespace, name))
         return pod is not None and pod["spec"].get("nodeName") == node
 
+    async def pod_exists(self, namespace: str, name: str) -> bool:
+        return (namespace, name) in self.pods
+
     async def _uses(self, node: str, namespace: str, kind: str, name: str) -> bool:
         return any(
             ns == namespace

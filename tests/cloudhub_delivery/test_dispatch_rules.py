@@ -152,7 +152,10 @@ def test_denied_without_lookup(msg: Message, reason: str) -> None:
     [
         (up("patch", "default/podpatch/p", content="{}"), Lookup("pod", "default", "p")),
         (up("update", "default/podstatus/p"), Lookup("pod", "default", "p")),
-        (up("delete", "default/pod/p", content={}), Lookup("pod", "default", "p")),
+        (
+            up("delete", "default/pod/p", content={}),
+            Lookup("pod", "default", "p", absent_is_not_found=True),
+        ),
         (up("query", "default/configmap/c"), Lookup("configmap", "default", "c")),
         (up("query", "ns1/secret/s"), Lookup("secret", "ns1", "s")),
         (up("query", "ns1/serviceaccounttoken/sa"), Lookup("serviceaccount", "ns1", "sa")),
@@ -168,6 +171,7 @@ class Index:
     def __init__(self, **owned: set[tuple[str, str]]) -> None:
         self.owned = owned
         self.fail = False
+        self.elsewhere: set[tuple[str, str]] = set()  # pods bound to another node
 
     async def _check(self, kind: str, node: str, ns: str, name: str) -> bool:
         if self.fail:
@@ -176,6 +180,12 @@ class Index:
 
     async def pod_bound(self, node: str, namespace: str, name: str) -> bool:
         return await self._check("pod", node, namespace, name)
+
+    async def pod_exists(self, namespace: str, name: str) -> bool:
+        if self.fail:
+            raise RuntimeError("API server unreachable")
+        key = (namespace, name)
+        return key in self.owned.get("pod", set()) or key in self.elsewhere
 
     async def configmap_referenced(self, node: str, namespace: str, name: str) -> bool:
         return await self._check("configmap", node, namespace, name)
@@ -201,6 +211,37 @@ async def test_resolve(kind: Any) -> None:
     assert isinstance(failed, Denied)
     assert failed.reason == authorization.REASON_LOOKUP_FAILED
     assert "unreachable" in failed.detail
+
+
+async def test_delete_of_a_missing_pod_is_absent_not_denied() -> None:
+    """edged's delete can race the API removing the pod: a pod that does not exist is
+    answered NotFound; one bound to another node is still refused, as are other
+    operations on a missing pod."""
+    index = Index(pod={("default", "mine")})
+    index.elsewhere.add(("default", "theirs"))
+    delete = Lookup("pod", "default", "gone", absent_is_not_found=True)
+    absent = await authorization.resolve(NODE, delete, index)
+    assert absent == authorization.Absent("pod", "default", "gone")
+    assert authorization.not_found_content(absent) == {
+        "ErrStatus": {
+            "metadata": {},
+            "status": "Failure",
+            "message": 'pods "gone" not found',
+            "reason": "NotFound",
+            "details": {"name": "gone", "kind": "pods"},
+            "code": 404,
+        }
+    }
+    theirs = Lookup("pod", "default", "theirs", absent_is_not_found=True)
+    denied = await authorization.resolve(NODE, theirs, index)
+    assert isinstance(denied, Denied) and denied.reason == "pod_not_bound"
+    patch = await authorization.resolve(NODE, Lookup("pod", "default", "gone"), index)
+    assert isinstance(patch, Denied) and patch.reason == "pod_not_bound"
+    mine = Lookup("pod", "default", "mine", absent_is_not_found=True)
+    assert await authorization.resolve(NODE, mine, index) == Allowed()
+    index.fail = True
+    failed = await authorization.resolve(NODE, delete, index)
+    assert isinstance(failed, Denied) and failed.reason == authorization.REASON_LOOKUP_FAILED
 
 
 async def test_resolve_passes_final_decisions_through() -> None:

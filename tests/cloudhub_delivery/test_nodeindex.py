@@ -42,6 +42,8 @@ async def test_kube_index_and_admission_through_the_session(kube_api: Any) -> No
         assert await index.pod_bound(mine, ns, "p-mine")
         assert not await index.pod_bound(mine, ns, "p-other")
         assert not await index.pod_bound(mine, ns, "missing")
+        assert await index.pod_exists(ns, "p-other")
+        assert not await index.pod_exists(ns, "missing")
         assert await index.configmap_referenced(mine, ns, "cm-proj")
         assert not await index.configmap_referenced(mine, ns, "cm-theirs")
         assert await index.configmap_referenced(other, ns, "cm-theirs")

@@ -404,6 +404,9 @@ class OwnedIndex:
     async def pod_bound(self, node: str, namespace: str, name: str) -> bool:
         return name == "mine"
 
+    async def pod_exists(self, namespace: str, name: str) -> bool:
+        return name in ("mine", "theirs")
+
     async def configmap_referenced(self, node: str, namespace: str, name: str) -> bool:
         return name == "mine"
 
@@ -446,6 +449,32 @@ async def test_node_authorization_refuses_with_an_error_reply_and_a_metric() -> 
         ]
         # the session survives refusals
         assert h.manager.connected_nodes == [NODE]
+
+
+async def test_delete_of_a_missing_pod_is_answered_not_found() -> None:
+    """The edge's delete of a pod the API already removed gets the API server's
+    NotFound (a response, nothing forwarded), not an authorization refusal."""
+    async with hub(authorization=True, node_index=OwnedIndex()) as h:
+        conn = MemConnection(NODE)
+        await h.manager.on_connect(conn)
+        await h.controller_messages()
+        before = metric("cloudhub_unauthorized_messages_total", reason="pod_not_bound")
+        delete = up("delete", "default/pod/gone", content={"gracePeriodSeconds": 0})
+        await h.manager.on_message(conn, delete)
+        reply = await conn.next_frame()
+        assert (reply.operation, reply.parent_id, reply.resource) == (
+            "response",
+            delete.msg_id,
+            "default/pod/gone",
+        )
+        status = reply.content["ErrStatus"]
+        assert (status["reason"], status["code"]) == ("NotFound", 404)
+        assert metric("cloudhub_unauthorized_messages_total", reason="pod_not_bound") == before
+        # a pod bound to another node is still refused
+        await h.manager.on_message(conn, up("delete", "default/pod/theirs", content={}))
+        err = await conn.next_frame()
+        assert err.operation == "error" and "not bound" in err.content
+        assert await h.controller_messages() == []
 
 
 async def test_authorization_without_an_index_refuses_lookups() -> None:

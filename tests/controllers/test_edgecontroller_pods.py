@@ -256,6 +256,8 @@ async def test_object_index_for_node_authorization(hub: Hub) -> None:
     index = hub.ec.object_index()
     assert await index.pod_bound(node, ns, "web")
     assert not await index.pod_bound(other, ns, "web")
+    assert await index.pod_exists(ns, "web")
+    assert not await index.pod_exists(ns, "missing")
     assert await index.configmap_referenced(node, ns, "cfg")
     assert not await index.configmap_referenced(other, ns, "cfg")
     assert await index.secret_referenced(node, ns, "pull")

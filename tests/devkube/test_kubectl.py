@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fixtures.apiserver import KubeApi
+from fixtures.apiserver import KubeApi, KubeApiError
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
@@ -139,6 +139,57 @@ def test_get_prints_server_side_columns(kubectl: Kubectl, tmp_path: Path) -> Non
     cells = lines[1].split()
     assert cells[:4] == ["p", "0/1", "Pending", "0"]
     assert cells[5:] == ["<none>", "edge-1", "<none>", "<none>"]
+
+
+def test_get_nodes_prints_kubes_node_columns(kubectl: Kubectl, kube_api: KubeApi) -> None:
+    """kubectl get nodes asks for a Table; the answer has kube-apiserver's node columns."""
+    node = asyncio.run(kube_api.make_node("tbl", labels={"node-role.kubernetes.io/edge": ""}))
+    status = {"status": {
+        "conditions": [{"type": "Ready", "status": "True", "reason": "EdgeReady"}],
+        "nodeInfo": {"kubeletVersion": "v1.31.0-kubeedge-v1.23.0"},
+    }}
+    kube_api.request_sync("PATCH", f"/api/v1/nodes/{node}/status", status,
+                          content_type="application/merge-patch+json")
+    lines = kubectl("get", "nodes", node).stdout.splitlines()
+    assert lines[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    cells = lines[1].split()
+    assert cells[:3] == [node, "Ready", "edge"]
+    assert cells[4] == "v1.31.0-kubeedge-v1.23.0"
+
+
+def test_get_of_a_kind_without_columns_prints_name_and_age(
+    kubectl: Kubectl, kube_api: KubeApi, tmp_path: Path
+) -> None:
+    """A CRD without additionalPrinterColumns: NAME and AGE, as kube-apiserver prints."""
+    group = f"t{os.getpid()}.example.com"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"gadgets.{group}"},
+        "spec": {"group": group, "scope": "Namespaced",
+                 "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                     "openAPIV3Schema": {"type": "object",
+                                         "x-kubernetes-preserve-unknown-fields": True}}}]},
+    }
+    kube_api.request_sync("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+    try:
+        gadget = {"apiVersion": f"{group}/v1", "kind": "Gadget", "metadata": {"name": "g1"}}
+        path = f"/apis/{group}/v1/namespaces/{kubectl.namespace}/gadgets"
+        deadline = time.monotonic() + TIMEOUT
+        while True:  # a real API server serves a new CRD after a moment
+            try:
+                kube_api.request_sync("POST", path, gadget)
+                break
+            except KubeApiError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        lines = kubectl("get", f"gadgets.{group}").stdout.splitlines()
+        assert lines[0].split() == ["NAME", "AGE"]
+        assert lines[1].split()[0] == "g1"
+    finally:
+        kube_api.request_sync(
+            "DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.{group}")
 
 
 def test_get_watch(kubectl: Kubectl, tmp_path: Path) -> None:

@@ -20,6 +20,9 @@ async def test_finalizers_hold_deletion(raw: Raw) -> None:
     assert status == 200 and body["metadata"]["deletionTimestamp"]
     status, body = await raw.get(f"{NS}/configmaps/f")
     assert status == 200 and body["metadata"]["deletionTimestamp"]
+    status, body = await raw.patch(f"{NS}/configmaps/f",
+                                   {"metadata": {"finalizers": ["example.com/hold", "new/one"]}})
+    assert status == 422 and "no new finalizers" in body["message"]
     # Removing the last finalizer completes the deletion.
     status, body = await raw.patch(f"{NS}/configmaps/f", {"metadata": {"finalizers": None}})
     assert status == 200
@@ -118,6 +121,11 @@ async def test_service_account_token(kube: DevKube, raw: Raw) -> None:
         async with s.get(kube.url + "/api",
                          headers={"Authorization": f"Bearer {token[:-4]}AAAA"}) as r:
             assert r.status == 401
+        # Deleting the pod it is bound to revokes it, as on kube-apiserver.
+        await raw.delete(f"{NS}/pods/holder")
+        async with s.get(kube.url + "/api", headers={"Authorization": f"Bearer {token}"}) as r:
+            assert r.status == 401
+    request["spec"]["boundObjectRef"] = None
     request["spec"]["expirationSeconds"] = 60
     status, body = await raw.post(f"{NS}/serviceaccounts/robot/token", request)
     assert status == 422

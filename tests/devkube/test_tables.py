@@ -75,3 +75,18 @@ async def test_watch_as_table(raw: Raw) -> None:
     assert [c["name"] for c in events[0]["object"]["columnDefinitions"]] == ["Name", "Data", "Age"]
     assert events[1]["object"]["columnDefinitions"] is None
     assert [e["object"]["rows"][0]["cells"][:2] for e in events] == [["a", 1], ["a", 2]]
+
+
+async def test_node_columns(raw: Raw) -> None:
+    await raw.post("/api/v1/nodes", {"metadata": {"name": "edge-1", "labels": {
+        "node-role.kubernetes.io/edge": "", "node-role.kubernetes.io/agent": ""}}})
+    await raw.patch("/api/v1/nodes/edge-1/status", {"status": {
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "addresses": [{"type": "InternalIP", "address": "10.0.0.7"}],
+        "nodeInfo": {"kubeletVersion": "v1.31.0-kubeedge-v1.23.0"}}})
+    async with raw.session.get(raw.base + "/api/v1/nodes/edge-1",
+                               headers={"Accept": TABLE}) as resp:
+        table = await resp.json()
+    cells = table["rows"][0]["cells"]
+    assert cells[:2] == ["edge-1", "Ready"] and cells[2] == "agent,edge"
+    assert cells[4] == "v1.31.0-kubeedge-v1.23.0" and cells[5:7] == ["10.0.0.7", "<none>"]

@@ -14,6 +14,7 @@ from fixtures.apiserver import ENV_KUBECONFIG
 from keadm.devstack import DevStack, StackSettings, python_env
 from keadm.devstack.requirements import INSTALL_HINT, missing_requirements
 from keadm.devstack.workload import BUSYBOX_IMAGE
+from kecommon.config import EdgeCoreConfig
 
 IDLE = 'trap "exit 0" TERM; while true; do sleep 1; done'
 
@@ -65,6 +66,17 @@ def restart_count(p: dict[str, Any], container: str) -> int:
     return 0
 
 
+#: Crash-loop back-off of the e2e edge (kubelet's 10 s .. 5 min would make the
+#: crash-loop test wait 10 s per restart).
+POD_BACKOFF = (2.0, 8.0)
+
+
+def quick_edge(cfg: EdgeCoreConfig) -> None:
+    """edgecore_overrides of the e2e stack: our ``modules.edged`` extension keys."""
+    backoff = cfg.modules.edged.pod_backoff
+    backoff.initial_seconds, backoff.max_seconds = POD_BACKOFF
+
+
 def stack_settings(work_dir: Path) -> StackSettings:
     env = os.environ.get(ENV_KUBECONFIG)
     return StackSettings(
@@ -73,6 +85,7 @@ def stack_settings(work_dir: Path) -> StackSettings:
         # Quicker node heartbeats than the 10 s default make "Ready again" quick to see.
         node_status_update_frequency="2s",
         step_timeout=90.0,
+        edgecore_overrides=quick_edge,
     )
 
 

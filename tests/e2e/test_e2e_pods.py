@@ -111,8 +111,10 @@ async def test_crashing_container_restarts_with_backoff(
             seen["reasons"].add(waiting["reason"])
         return restart_count(q, "crasher") >= 2
 
+    # The stack's back-off is 2 s doubling (helpers.POD_BACKOFF, set through our
+    # modules.edged.podBackoff keys): two restarts take seconds, not kubelet's 10 s+.
     p = await edge_stack.wait_pod(namespace, "crasher", crash_looping,
-                                  what="to restart its crashing container twice", timeout=90)
+                                  what="to restart its crashing container twice", timeout=20)
     cs = container_status(p, "crasher")
     assert cs is not None
     last = (cs.get("lastState") or {}).get("terminated") or {}

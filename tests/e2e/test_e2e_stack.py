@@ -77,6 +77,8 @@ def test_configs_load_and_stay_inside_the_work_dir(tmp_path: Path) -> None:
     assert eh.http_server == f"https://127.0.0.1:{ports.https}"
     assert eh.token == "tok"
     assert ec.modules.edged.hostname_override == "edge-1"
+    # nothing the stack sets is reported as "accepted but not implemented" at start
+    assert ec.unimplemented() == []
     assert not ec.modules.event_bus.enable and not ec.modules.device_twin.enable
 
 

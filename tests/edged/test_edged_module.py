@@ -271,3 +271,49 @@ async def test_bad_messages_are_logged_not_fatal(
             await task
         await edged.cleanup()
         await stack.stop()
+
+
+async def test_messages_during_shutdown_are_dropped_not_crashed(
+    containerd: DevContainerd, cri: CRIClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """beehive cleans a module up before it cancels its body (SIGTERM), so a message can
+    reach the receive loop after ``cleanup``: it is dropped with an info line (the store
+    has it; the next start applies it), never an AssertionError."""
+    import logging
+
+    from beehive.message import Message
+
+    stack = await EdgeStack.start(tmp_path / "edgecore.db", with_edged_queue=True)
+    settings = make_settings(containerd, tmp_path / "kubelet")
+    edged = Edged(settings)
+    task = asyncio.create_task(edged.start(stack.ctx))
+    caplog.set_level(logging.INFO, logger="edgecore.edged.module")
+    try:
+        await wait_for(
+            lambda: edged.runtime is not None and edged.node is not None, what="edged started"
+        )
+        await edged.cleanup()  # what Runtime._shutdown does first
+        pod = make_pod("late", [{"name": "c", "image": "busybox", "command": ["true"]}])
+        msg = Message.new(
+            source="metamanager",
+            group="meta",
+            operation="insert",
+            resource="default/pod/late",
+            content=pod,
+        )
+        await stack.ctx.send("edged", msg)
+
+        def seen() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if msg.msg_id in r.getMessage()]
+
+        records = await wait_for(seen, what="the late message handled")
+        assert [r.levelname for r in records] == ["INFO"]
+        assert "dropping" in records[0].getMessage()
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert not task.done()  # the loop keeps draining until it is cancelled
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await edged.cleanup()
+        await stack.stop()

@@ -356,6 +356,13 @@ async def test_graceful_deletion_removes_containers_and_sandbox(
     await wait_for(gone, what="containers and sandbox removed")
     assert not pod_dir.exists()
 
+    # A late copy of the terminating pod (a resend that crossed the delete) is stale:
+    # it neither brings the pod back nor sends the API a second delete.
+    runtime.upsert_pod(pod)
+    assert uid not in runtime.pods
+    await wait_for(lambda: not runtime.workers.busy(uid), what="worker idle")
+    assert len(stack.cloud.deleted_pods()) == 1
+
 
 async def test_restarted_runtime_adopts_running_containers(
     containerd: DevContainerd, cri: CRIClient, stack: EdgeStack, tmp_path: Path

@@ -199,6 +199,11 @@ async def test_not_found_and_already_exists(minicloud: MiniCloud, tmp_path: Path
             await client.create_node({"metadata": {"name": "edge-1"}})
         with pytest.raises(MetaNotFound):
             await client.get_secret("d", "missing")
+        # a delete that finds the pod already gone did what it asked for
+        assert await client.delete_pod("d", "gone", {"gracePeriodSeconds": 0}) is None
+        assert any(
+            m.operation == "delete" and m.resource == "d/pod/gone" for m in minicloud.received
+        )
         # the refusal is not stored
         assert await edge.meta.store.get("d/secret/missing") is None
 

@@ -1,7 +1,10 @@
 """What the API does with objects, independent of HTTP: create/update/patch/delete
 with kube-apiserver's semantics (generateName, uid, optimistic concurrency, status
 subresources, finalizers and deletionTimestamp, graceful pod deletion, namespace
-cascades, CRDs serving their kinds), on top of ``store.Store``.
+cascades, CRDs serving their kinds), on top of ``store.Store``. It mirrors
+k8s.io/apiserver/pkg/registry/generic/registry/store.go (Create/Update/Delete,
+BeforeDelete, shouldDeleteDuringUpdate) and the per-kind strategies under
+kubernetes/pkg/registry/core (PrepareForCreate/PrepareForUpdate).
 
 Every method is synchronous: a request's read-check-write runs without an ``await``,
 so concurrent requests on one event loop serialise naturally (no lost updates).
@@ -523,6 +526,15 @@ class Api:
                 meta[key] = old_meta[key]
             else:
                 meta.pop(key, None)
+        if old_meta.get("deletionTimestamp"):
+            added = set(meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ())
+            if added:
+                raise errors.invalid(
+                    info.group, info.kind, name,
+                    [("FieldValueForbidden", "metadata.finalizers",
+                      "Forbidden: no new finalizers can be added if the object is being "
+                      "deleted, found new finalizers " + str(sorted(added)))],
+                )
         if info.kind == "Namespace" and info.group == "" and subresource is None:
             new.setdefault("spec", old.get("spec", {}))
         if info.key == resources.CRDS_KEY:
@@ -782,6 +794,28 @@ class Api:
             "spec": spec,
             "status": {"token": token, "expirationTimestamp": rfc3339(exp)},
         }
+
+    def token_still_bound(self, claims: dict[str, Any]) -> bool:
+        """kube-apiserver's bound-token check: the service account, and the pod or secret
+        the token is bound to, still exist with the same uid."""
+        private = claims.get("kubernetes.io")
+        if not isinstance(private, dict):
+            return False
+        ns = str(private.get("namespace", ""))
+        for kind, key in (("serviceaccount", resources.SERVICEACCOUNTS_KEY),
+                          ("pod", resources.PODS_KEY), ("secret", resources.SECRETS_KEY),
+                          ("node", resources.NODES_KEY)):
+            ref = private.get(kind)
+            if ref is None:
+                if kind == "serviceaccount":
+                    return False
+                continue
+            if not isinstance(ref, dict):
+                return False
+            obj = self.store.get(key, "" if kind == "node" else ns, str(ref.get("name", "")))
+            if obj is None or obj["metadata"]["uid"] != ref.get("uid"):
+                return False
+        return True
 
     # -- admin --------------------------------------------------------------------------
 

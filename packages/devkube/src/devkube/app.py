@@ -239,7 +239,8 @@ class DevKubeThread:
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
-            self._loop.close()
+            if not self._thread.is_alive():  # a loop still running cannot be closed
+                self._loop.close()
 
     def compact(self, resource_version: int | None = None) -> int:
         async def _compact() -> int:

@@ -4,9 +4,17 @@ Mirrors k8s.io/apimachinery/pkg/api/errors/errors.go: every failure the server
 answers is a ``kind: Status`` body whose ``reason``/``code`` pair matches what a
 real API server sends for the same request, so clients branch on it the same way.
 
-Exception tree::
+Exception tree (the root is ``DevKubeError``)::
 
-    ApiError                 (any Status failure; ``code`` is the HTTP status)
+    DevKubeError
+    ├── ApiError                  any Status failure; ``code`` is the HTTP status
+    ├── store.Expired             a watch/list resourceVersion that was compacted (-> 410)
+    ├── patching.PatchError       a malformed patch document (-> 400)
+    ├── patching.PatchConflict    a patch that cannot apply, e.g. a failed test (-> 422)
+    ├── selectors.SelectorError   a selector that does not parse (-> 400)
+    └── protobuf.ProtobufError    a protobuf body we cannot read (-> 415)
+
+Only ``ApiError`` reaches HTTP: ``api.Api`` converts the others, chaining them.
 """
 
 from __future__ import annotations
@@ -14,7 +22,11 @@ from __future__ import annotations
 from typing import Any
 
 
-class ApiError(Exception):
+class DevKubeError(Exception):
+    """The root of devkube's exceptions."""
+
+
+class ApiError(DevKubeError):
     """A request failure answered as a ``kind: Status`` body."""
 
     def __init__(

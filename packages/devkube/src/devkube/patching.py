@@ -15,12 +15,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from devkube.errors import DevKubeError
 
-class PatchError(ValueError):
+
+class PatchError(DevKubeError, ValueError):
     """The patch document is malformed (400 BadRequest)."""
 
 
-class PatchConflict(ValueError):
+class PatchConflict(DevKubeError, ValueError):
     """The patch is well formed but cannot apply (422 Invalid), e.g. a failed ``test``."""
 
 

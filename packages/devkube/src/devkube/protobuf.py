@@ -15,11 +15,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from devkube.errors import DevKubeError
+
 MAGIC = b"k8s\x00"
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 
 
-class ProtobufError(ValueError):
+class ProtobufError(DevKubeError, ValueError):
     """A body that is not a protobuf message we can read."""
 
 

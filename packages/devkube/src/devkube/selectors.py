@@ -13,10 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from devkube.errors import DevKubeError
+
 _KEY = re.compile(r"^([a-z0-9A-Z][-a-zA-Z0-9_.]*/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$")
 
 
-class SelectorError(ValueError):
+class SelectorError(DevKubeError, ValueError):
     """A selector that does not parse."""
 
 

@@ -298,7 +298,8 @@ class Handler:
         token = token.strip()
         if token == self.cfg.admin_token:
             return True
-        return self.api.issuer.verify(token) is not None
+        claims = self.api.issuer.verify(token)
+        return claims is not None and self.api.token_still_bound(claims)
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()

@@ -1,5 +1,6 @@
 """Object storage with a global, monotonically increasing resourceVersion and a
-watch history (the role etcd + the watch cache play in kube-apiserver).
+watch history: the role etcd and the watch cache play in kube-apiserver
+(k8s.io/apiserver/pkg/storage/cacher/watch_cache.go, cache_watcher.go).
 
 Invariants:
 - Stored object dicts are never mutated after ``put``; writers always store a new dict.
@@ -22,18 +23,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from devkube.errors import DevKubeError
+
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped kinds
 
-DEFAULT_HISTORY = 100_000
+# Each retained event holds its object (and the previous version): 20k events of ~2 KB
+# objects bound the history to tens of MB. Older resourceVersions answer 410.
+DEFAULT_HISTORY = 20_000
 # A watcher that falls this many events behind is closed (kube-apiserver also closes
 # slow watchers); the client relists or resumes from its last resourceVersion.
 DEFAULT_WATCH_QUEUE = 10_000
 
 
-class Expired(Exception):
+class Expired(DevKubeError):
     """A watch asked for a resourceVersion that has been compacted away."""
 
     def __init__(self, requested: int, oldest: int) -> None:

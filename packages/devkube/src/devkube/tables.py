@@ -123,6 +123,16 @@ def _node_status(node: Obj, _now: float) -> str:
     return status
 
 
+def _node_address(kind: str) -> Callable[[Obj, float], str]:
+    def get(node: Obj, _now: float) -> str:
+        for addr in (node.get("status") or {}).get("addresses") or []:
+            if addr.get("type") == kind:
+                return str(addr.get("address", ""))
+        return "<none>"
+
+    return get
+
+
 def _node_roles(node: Obj, _now: float) -> str:
     labels = (node.get("metadata") or {}).get("labels") or {}
     roles = sorted(k.split("/", 1)[1] for k in labels
@@ -190,7 +200,14 @@ COLUMNS: dict[str, list[Column]] = {
             ("Readiness Gates", "string", "", 1, _readiness_gates)],
     "Node": [NAME, ("Status", "string", "", 0, _node_status),
              ("Roles", "string", "", 0, _node_roles), AGE,
-             ("Version", "string", "", 0, _field("status.nodeInfo.kubeletVersion", ""))],
+             ("Version", "string", "", 0, _field("status.nodeInfo.kubeletVersion", "")),
+             ("Internal-IP", "string", "", 1, _node_address("InternalIP")),
+             ("External-IP", "string", "", 1, _node_address("ExternalIP")),
+             ("OS-Image", "string", "", 1, _field("status.nodeInfo.osImage", "<unknown>")),
+             ("Kernel-Version", "string", "", 1,
+              _field("status.nodeInfo.kernelVersion", "<unknown>")),
+             ("Container-Runtime", "string", "", 1,
+              _field("status.nodeInfo.containerRuntimeVersion", "<unknown>"))],
     "Namespace": [NAME, ("Status", "string", "", 0, _field("status.phase", "")), AGE],
     "ConfigMap": [NAME, ("Data", "integer", "", 0, _count("data", "binaryData")), AGE],
     "Secret": [NAME, ("Type", "string", "", 0, _field("type", "")),

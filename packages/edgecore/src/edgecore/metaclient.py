@@ -18,6 +18,7 @@ cloud uses (:mod:`edgecore.metamanager.shapes`) into objects or errors::
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from beehive import constants as c
@@ -25,6 +26,8 @@ from beehive.context import Context
 from beehive.exceptions import ContextError, SyncTimeout
 from beehive.message import Message
 from edgecore.metamanager.shapes import REASON_QUEUED, split_answer
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MetaAlreadyExists",
@@ -190,7 +193,11 @@ class MetaClient:
         )
 
     async def delete_pod(self, namespace: str, name: str, options: dict[str, Any]) -> None:
-        await self._call(c.OP_DELETE, f"{namespace}/{c.RT_POD}/{name}", options)
+        """Delete the pod in the API; a pod already gone (NotFound) is success."""
+        try:
+            await self._call(c.OP_DELETE, f"{namespace}/{c.RT_POD}/{name}", options)
+        except MetaNotFound:
+            log.info("metaclient: pod %s/%s is already gone from the API", namespace, name)
 
     async def list_pods(self) -> list[dict[str, Any]]:
         """Every pod in the local store (edge autonomy: no cloud needed)."""

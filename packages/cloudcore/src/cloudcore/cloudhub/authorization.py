@@ -10,6 +10,12 @@ Node authorizer: a node may touch only
 * its own Lease: ``kube-node-lease/lease/<id>``;
 * pods bound to it (``spec.nodeName == <id>``): ``<ns>/pod|podpatch|podstatus/<name>``;
   a pod ``insert`` (mirror pod) is admitted when its content is bound to the node;
+  a pod ``delete`` of a pod that does not exist at all is answered
+  :class:`Absent` (cloudhub replies NotFound, as the API server would, and
+  forwards nothing): edged's delete races the API removing the pod (a terminal
+  pod, a namespace deletion), and "already gone" is what it asked for. A pod that
+  exists on another node is still refused, so nothing is weakened: a node can
+  never delete, nor learn anything about, a pod bound elsewhere beyond "exists";
 * configmaps, secrets and service account tokens referenced by pods bound to it;
 * events (the Kubernetes ``system:node`` role lets every node write events).
 
@@ -35,6 +41,7 @@ from typing import Any, Final, Literal, Protocol
 from beehive.constants import (
     MOD_TWIN,
     NULL_NAMESPACE,
+    OP_DELETE,
     OP_ERROR,
     OP_INSERT,
     OP_KEEPALIVE,
@@ -47,12 +54,14 @@ from cloudcore.cloudhub.delivery import content_object
 from kecommon.resources import ResourceError, parse_edge_resource
 
 __all__ = [
+    "Absent",
     "Allowed",
     "Decision",
     "Denied",
     "Lookup",
     "NodeObjectIndex",
     "admission_check",
+    "not_found_content",
     "pod_references",
     "resolve",
 ]
@@ -88,6 +97,10 @@ class NodeObjectIndex(Protocol):
         """The pod exists and ``spec.nodeName == node``."""
         ...
 
+    async def pod_exists(self, namespace: str, name: str) -> bool:
+        """The pod exists (bound anywhere or not at all)."""
+        ...
+
     async def configmap_referenced(self, node: str, namespace: str, name: str) -> bool:
         """A pod bound to ``node`` uses the configmap (volume, projection, env)."""
         ...
@@ -115,7 +128,21 @@ class Denied:
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
-    """Admit only if the index says the object belongs to the node."""
+    """Admit only if the index says the object belongs to the node.
+
+    ``absent_is_not_found``: when it does not belong, check whether it exists at
+    all; if not, the answer is :class:`Absent` instead of :class:`Denied`.
+    """
+
+    kind: LookupKind
+    namespace: str
+    name: str
+    absent_is_not_found: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Absent:
+    """The object does not exist: answer NotFound, forward nothing."""
 
     kind: LookupKind
     namespace: str
@@ -158,7 +185,8 @@ def admission_check(node_id: str, msg: Message) -> Decision:
             if bound:
                 return ALLOWED
             return Denied(REASON_POD_NOT_BOUND, f"pod {ns}/{name} is not bound to node {node_id}")
-        return Lookup("pod", ns, name)
+        delete = rtype == "pod" and msg.operation == OP_DELETE
+        return Lookup("pod", ns, name, absent_is_not_found=delete)
     if rtype == "configmap":
         return Lookup("configmap", ns, name)
     if rtype == "secret":
@@ -168,7 +196,9 @@ def admission_check(node_id: str, msg: Message) -> Decision:
     return Denied(REASON_UNKNOWN_RESOURCE, f"node {node_id} may not access {msg.resource}")
 
 
-async def resolve(node_id: str, decision: Decision, index: NodeObjectIndex) -> Allowed | Denied:
+async def resolve(
+    node_id: str, decision: Decision, index: NodeObjectIndex
+) -> Allowed | Denied | Absent:
     """Finish a :class:`Lookup` through ``index``; other decisions pass through."""
     if not isinstance(decision, Lookup):
         return decision
@@ -186,12 +216,44 @@ async def resolve(node_id: str, decision: Decision, index: NodeObjectIndex) -> A
         return Denied(REASON_LOOKUP_FAILED, f"cannot check {decision.kind} {ns}/{name}: {exc}")
     if ok:
         return ALLOWED
+    if decision.absent_is_not_found:
+        try:
+            exists = await index.pod_exists(ns, name)
+        except Exception as exc:
+            return Denied(REASON_LOOKUP_FAILED, f"cannot check {decision.kind} {ns}/{name}: {exc}")
+        if not exists:
+            return Absent(decision.kind, ns, name)
     if decision.kind == "pod":
         return Denied(REASON_POD_NOT_BOUND, f"pod {ns}/{name} is not bound to node {node_id}")
     return Denied(
         REASON_NOT_REFERENCED,
         f"{decision.kind} {ns}/{name} is not used by any pod bound to node {node_id}",
     )
+
+
+_PLURALS: Final = {
+    "pod": "pods",
+    "configmap": "configmaps",
+    "secret": "secrets",
+    "serviceaccount": "serviceaccounts",
+}
+
+
+def not_found_content(absent: Absent) -> dict[str, Any]:
+    """The reply content for :class:`Absent`: a Go ``*StatusError`` as encoding/json
+    writes it (``{"ErrStatus": ...}``, TypeMeta omitted), the same NotFound the API
+    server gives and edgecontroller passes on."""
+    plural = _PLURALS[absent.kind]
+    return {
+        "ErrStatus": {
+            "metadata": {},
+            "status": "Failure",
+            "message": f'{plural} "{absent.name}" not found',
+            "reason": "NotFound",
+            "details": {"name": absent.name, "kind": plural},
+            "code": 404,
+        }
+    }
 
 
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")

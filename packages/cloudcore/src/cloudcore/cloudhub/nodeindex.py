@@ -33,6 +33,13 @@ class KubeNodeObjectIndex:
             return False
         return bool((pod.get("spec") or {}).get("nodeName") == node)
 
+    async def pod_exists(self, namespace: str, name: str) -> bool:
+        try:
+            await self._client.get(PODS, name, namespace=namespace)
+        except kubeclient.NotFound:
+            return False
+        return True
+
     async def _referenced(self, node: str, namespace: str, kind: str, name: str) -> bool:
         pods = await self._client.list(PODS, namespace=namespace)
         for pod in pods.get("items") or []:
@@ -75,6 +82,12 @@ class CacheFirstNodeObjectIndex:
 
     async def pod_bound(self, node: str, namespace: str, name: str) -> bool:
         return await self._ask("pod_bound", node, namespace, name)
+
+    async def pod_exists(self, namespace: str, name: str) -> bool:
+        try:
+            return bool(await self._cache.pod_exists(namespace, name))
+        except self._not_ready:
+            return bool(await self._fallback.pod_exists(namespace, name))
 
     async def configmap_referenced(self, node: str, namespace: str, name: str) -> bool:
         return await self._ask("configmap_referenced", node, namespace, name)

@@ -172,6 +172,15 @@ def _error_reply(node_id: str, request: Message, text: str) -> Message:
     return reply
 
 
+def _response(node_id: str, request: Message, content: Any) -> Message:
+    """A ``response`` cloudhub gives itself (NewRespByMessage, on the prefixed resource)."""
+    reply = request.response(content)
+    reply.route.source = MOD_CLOUDHUB
+    reply.route.group = GROUP_RESOURCE
+    reply.route.resource = add_node_prefix(node_id, request.resource)
+    return reply
+
+
 def _wire_copy(msg: Message) -> Message:
     out = msg.copy()
     out.route.resource = trim_node_prefix(msg.resource)
@@ -434,7 +443,9 @@ class SessionManager:
 
     async def _admit(self, session: NodeSession, msg: Message) -> bool:
         node = session.node_id
-        decision = authorization.admission_check(node, msg)
+        decision: authorization.Decision | authorization.Absent = (
+            authorization.admission_check(node, msg)
+        )
         if isinstance(decision, authorization.Lookup):
             if self._index is None:
                 decision = authorization.Denied(
@@ -442,6 +453,20 @@ class SessionManager:
                 )
             else:
                 decision = await authorization.resolve(node, decision, self._index)
+        if isinstance(decision, authorization.Absent):
+            # Nothing to authorize or to do: answer as the API server would.
+            log.info(
+                "node=%s msg_id=%s %s %s/%s: not found, answered NotFound",
+                node,
+                msg.msg_id,
+                msg.operation,
+                decision.namespace,
+                decision.name,
+            )
+            session.enqueue_noack(
+                _response(node, msg, authorization.not_found_content(decision))
+            )
+            return False
         if isinstance(decision, authorization.Denied):
             metrics.UNAUTHORIZED_MESSAGES.labels(decision.reason).inc()
             log.warning(

@@ -42,6 +42,9 @@ class InformerNodeObjectIndex:
         pod = self._pods().get(name, namespace)
         return pod is not None and (pod.get("spec") or {}).get("nodeName") == node
 
+    async def pod_exists(self, namespace: str, name: str) -> bool:
+        return self._pods().get(name, namespace) is not None
+
     async def configmap_referenced(self, node: str, namespace: str, name: str) -> bool:
         self._pods()
         return self._ec.locator.node_uses(node, ObjRef("configmap", namespace, name))

@@ -14,6 +14,16 @@ local store (edge autonomy: containers are adopted, not recreated), then
 register the node and start the status/lease loop next to the message loop.
 ``cleanup`` stops edged's tasks but leaves the containers running, so an
 edgecore restart does not restart any pod.
+
+Messages outside the ready window are handled deliberately, never by accident:
+
+* during start-up they wait in edged's beehive queue (the receive loop starts
+  only once the runtime answers and the store is loaded), so nothing is lost;
+* once ``cleanup`` has begun (SIGTERM: beehive cleans a module up before it
+  cancels its body) they are dropped with one info line. Nothing is lost
+  either: metamanager stored (or removed) the object before it forwarded it,
+  and the next start loads the pods from that store and garbage-collects the
+  containers of pods no longer there.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ from edgecore.edged.errors import CRIError
 from edgecore.edged.metasource import MetaSource
 from edgecore.edged.node import NodeAgent
 from edgecore.edged.runtime import PodRuntime
-from edgecore.edged.settings import EdgedSettings
+from edgecore.edged.settings import EdgedSettings, static_pod_manifests
 from kecommon.resources import ResourceError, parse_edge_resource
 
 __all__ = ["Edged", "build_module"]
@@ -70,6 +80,7 @@ class Edged:
         self.runtime: PodRuntime | None = None
         self.node: NodeAgent | None = None
         self._node_task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def name(self) -> str:
@@ -142,12 +153,27 @@ class Edged:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._wait_max)
 
+    def warn_static_pods(self) -> None:
+        """Static pods are not supported: say so when ``staticPodPath`` holds manifests
+        (an unused path is not worth a warning, so the key itself is not reported)."""
+        manifests = static_pod_manifests(self.settings.static_pod_path)
+        if manifests:
+            log.warning(
+                "node %s: static pods are not supported; %d manifests in %s are ignored: %s",
+                self.settings.node_name,
+                len(manifests),
+                self.settings.static_pod_path,
+                ", ".join(p.name for p in manifests),
+            )
+
     async def start(self, ctx: Context) -> None:
+        self._stopping = False  # a restart by the beehive registry's policy
         meta = self._meta
         if meta is None:
             from edgecore.metaclient import MetaClient
 
             meta = MetaClient(ctx, source=c.MOD_EDGED)
+        self.warn_static_pods()
         self.cri = CRIClient(self.settings.runtime_endpoint, timeouts=self.settings.cri)
         await self._wait_for_runtime(self.cri)
         await self._check_sandbox_image(self.cri)
@@ -165,7 +191,15 @@ class Edged:
     def handle(self, msg: Message) -> None:
         """Apply one message from metamanager or edgehub."""
         runtime, node = self.runtime, self.node
-        assert runtime is not None and node is not None
+        if self._stopping or runtime is None or node is None:
+            # See the module docstring: the store already has it; the next start applies it.
+            log.info(
+                "node %s: edged is %s; dropping %s (applied from the local store on next start)",
+                self.settings.node_name,
+                "stopping" if self._stopping else "not started",
+                msg.describe(),
+            )
+            return
         if msg.resource == c.RESOURCE_NODE_CONNECTION:
             if msg.content == c.CLOUD_CONNECTED:
                 log.info("node %s: cloud connected, reporting status", self.settings.node_name)
@@ -203,6 +237,7 @@ class Edged:
             log.debug("node %s: not for edged: %s", self.settings.node_name, msg.describe())
 
     async def cleanup(self) -> None:
+        self._stopping = True
         task, self._node_task = self._node_task, None
         if task is not None:
             task.cancel()

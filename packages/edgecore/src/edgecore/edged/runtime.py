@@ -38,6 +38,7 @@ import copy
 import logging
 import shutil
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,9 @@ from edgecore.edged.settings import EdgedSettings
 __all__ = ["PodRecord", "PodRuntime"]
 
 log = logging.getLogger(__name__)
+
+#: How many removed pod UIDs are remembered to ignore late messages about them.
+REMOVED_MEMORY = 4096
 
 
 def _ns_to_s(ns: int) -> float:
@@ -150,6 +154,10 @@ class PodRuntime:
         self._last_seen: dict[str, tuple[Any, ...]] = {}
         self._last_resync = 0.0
         self._pull_failed: dict[str, float] = {}  # pull key -> time of the last failure
+        # UIDs the store said are gone, newest last. A UID never comes back, so a late
+        # insert/update for one (a resend crossing the delete) is stale: applying it
+        # would restart the termination and send the API a second delete.
+        self._removed: OrderedDict[str, None] = OrderedDict()
 
     # --- desired state -----------------------------------------------------------
 
@@ -176,6 +184,16 @@ class PodRuntime:
         if not uid or not meta.get("name"):
             log.warning("ignoring a pod without uid or name: %s", meta)
             return
+        if uid in self._removed:
+            log.info(
+                "node %s: pod %s/%s (%s) was already removed; late %s ignored",
+                self.settings.node_name,
+                meta.get("namespace", ""),
+                meta["name"],
+                uid,
+                "deletion" if meta.get("deletionTimestamp") else "update",
+            )
+            return
         rec = self.pods.get(uid)
         if rec is None:
             rec = PodRecord(pod=copy.deepcopy(pod))
@@ -201,6 +219,10 @@ class PodRuntime:
             log.info("node %s: pod %s removed", self.settings.node_name, self.pods[uid].key)
             del self.pods[uid]
         if uid:
+            self._removed[uid] = None
+            self._removed.move_to_end(uid)
+            while len(self._removed) > REMOVED_MEMORY:
+                self._removed.popitem(last=False)
             self.workers.poke(uid)
 
     def config_changed(self, kind: str, namespace: str, name: str) -> None:

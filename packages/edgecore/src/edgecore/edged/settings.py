@@ -4,7 +4,10 @@
 (``hostnameOverride``, ``nodeIP``, ``nodeLabels``, ``podSandboxImage``,
 ``rootDirectory``, ``tailoredKubeletConfig.containerRuntimeEndpoint`` /
 ``nodeStatusUpdateFrequency`` / ``nodeLeaseDurationSeconds`` / ``maxPods``);
-the rest are our own, with kubelet's values as defaults.
+and our own extension keys of ``modules.edged`` (not KubeEdge's, see
+docs/edgecore.md): ``podBackoff.initialSeconds`` / ``podBackoff.maxSeconds``,
+``relistIntervalSeconds`` and ``maxConcurrentSyncs``. The rest are Python-only,
+with kubelet's values as defaults.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class EdgedSettings:
         image_pull_progress_interval: how often a running pull is logged.
         probe_timeout_default: ExecSync/HTTP/TCP probe timeout when the probe has none.
         cri: CRI call deadlines.
+        static_pod_path: ``staticPodPath``. Static pods are not supported: edged only
+            warns at start when manifests lie there.
     """
 
     node_name: str = field(default_factory=lambda: socket.gethostname().lower())
@@ -75,6 +80,7 @@ class EdgedSettings:
     image_pull_progress_interval: float = 5.0
     probe_timeout_default: int = 1
     cri: CRITimeouts = field(default_factory=CRITimeouts)
+    static_pod_path: Path | None = None
 
     @property
     def pods_dir(self) -> Path:
@@ -109,9 +115,29 @@ class EdgedSettings:
             "max_pods": int(kubelet.max_pods),
             "kubelet_port": int(kubelet.read_only_port),
             "resync_interval": _seconds(kubelet.sync_frequency),
+            "static_pod_path": Path(kubelet.static_pod_path) if kubelet.static_pod_path else None,
+            # kubeedge-py extension keys
+            "backoff_initial": float(edged.pod_backoff.initial_seconds),
+            "backoff_max": float(edged.pod_backoff.max_seconds),
+            "relist_interval": float(edged.relist_interval_seconds),
+            "max_concurrent_syncs": int(edged.max_concurrent_syncs),
         }
         values.update(overrides)
         return cls(**values)
+
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def static_pod_manifests(path: Path | None) -> list[Path]:
+    """The files under ``staticPodPath`` that kubelet would run as static pods."""
+    if path is None or not path.is_dir():
+        return []
+    try:
+        entries = sorted(path.iterdir())
+    except OSError:
+        return []
+    return [p for p in entries if p.suffix in MANIFEST_SUFFIXES and not p.name.startswith(".")]
 
 
 def _seconds(value: Any) -> float:

@@ -9,8 +9,9 @@
     │   ├── CAHashMismatch         the fetched CA does not match the token's hash
     │   ├── TokenRefused           the cloud refused the token or the client cert
     │   └── CertificateExpired     the certificate on disk (or issued) is expired
-    └── LinkError                  the cloud connection failed or closed
-        └── MalformedFrame         the cloud sent a frame we cannot decode
+    ├── LinkError                  the cloud connection failed or closed
+    │   └── MalformedFrame         the cloud sent a frame we cannot decode
+    └── InvalidState               the hub core was driven out of order (a bug)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "CertificateExpired",
     "CloudUnreachable",
     "EdgeHubError",
+    "InvalidState",
     "InvalidToken",
     "LinkError",
     "MalformedFrame",
@@ -68,3 +70,7 @@ class LinkError(EdgeHubError):
 
 class MalformedFrame(LinkError):
     """A downstream frame could not be decoded; the connection is dropped."""
+
+
+class InvalidState(EdgeHubError):
+    """A call the edge hub core does not accept in its current state."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from kecommon.config.base import GoDuration, KEModel, PathStr, aliases, duration_seconds
 from kecommon.config.host import hostname, local_ip
@@ -27,6 +27,7 @@ __all__ = [
     "EdgeHubWebSocket",
     "EdgeStream",
     "Edged",
+    "EdgedBackoff",
     "EventBus",
     "EventBusTLS",
     "MetaManager",
@@ -48,6 +49,7 @@ DEFAULT_CONTAINERD_ENDPOINT = "unix:///run/containerd/containerd.sock"
 Port = Annotated[int, Field(ge=0, le=65535)]
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 PositiveInt32 = Annotated[int, Field(ge=0, le=2**31 - 1)]
+Seconds = Annotated[float, Field(gt=0, le=86400)]
 
 
 def _join_host_port(host: str, port: int) -> str:
@@ -81,9 +83,10 @@ class TailoredKubeletConfig(KEModel):
     )
     OPEN: ClassVar[bool] = True
     UNIMPLEMENTED: ClassVar[frozenset[str]] = frozenset(
-        {"staticPodPath", "syncFrequency", "contentType", "readOnlyPort", "address"}
+        {"contentType", "readOnlyPort", "address"}
     )
 
+    #: edged runs no static pods; it only warns when manifests lie here (docs/edgecore.md).
     static_pod_path: PathStr = "/etc/kubeedge/manifests"
     sync_frequency: GoDuration = "1m0s"
     address: str = "127.0.0.1"
@@ -111,6 +114,26 @@ class TailoredKubeletConfig(KEModel):
     @property
     def node_status_report_seconds(self) -> float:
         return duration_seconds(self.node_status_report_frequency)
+
+
+class EdgedBackoff(KEModel):
+    """kubeedge-py extension (KubeEdge has no such key): a back-off of edged.
+
+    Starts at ``initialSeconds`` and doubles up to ``maxSeconds``; kubelet's
+    crash-loop values (10 s, 5 min) are the defaults.
+    """
+
+    initial_seconds: Seconds = 10.0
+    max_seconds: Seconds = 300.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EdgedBackoff:
+        if self.max_seconds < self.initial_seconds:
+            raise ValueError(
+                f"maxSeconds ({self.max_seconds:g}) is less than initialSeconds "
+                f"({self.initial_seconds:g})"
+            )
+        return self
 
 
 class Edged(KEModel):
@@ -146,6 +169,16 @@ class Edged(KEModel):
     max_per_pod_container_count: Int32 = 1
     custom_interface_name: str = ""
     register_node_namespace: str = "default"
+
+    # -- kubeedge-py extensions: not KubeEdge keys (KubeEdge's edged hard-codes these).
+    # A real KubeEdge edgecore ignores them; ours maps them onto EdgedSettings.
+    #: Crash-loop back-off of containers (and of failed image pulls), kubelet's 10 s..5 min.
+    pod_backoff: EdgedBackoff = Field(default_factory=EdgedBackoff)
+    #: How often the runtime is polled for container changes (containerd 1.6 sends no
+    #: events; kubelet's PLEG relist period is 1 s).
+    relist_interval_seconds: Seconds = 1.0
+    #: Pod workers allowed to sync at once.
+    max_concurrent_syncs: Annotated[int, Field(ge=1, le=1024)] = 8
 
 
 def _ws_server() -> str:
