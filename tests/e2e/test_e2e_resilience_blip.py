@@ -237,11 +237,18 @@ async def test_silent_blip_heals_without_restarts(blip: BlipStack) -> None:
     await stack.wait_node_ready(timeout=30)
     accepted = proxy.accepted
 
+    loop = asyncio.get_running_loop()
     proxy.pause()
+    paused_at = loop.time()
     try:
         cond = await wait_for(lambda: node_not_ready(stack), what="the node to leave Ready",
                               timeout=30, guard=stack._guard)
         assert cond["status"] == "Unknown"
+
+        async def outlasted() -> bool:
+            return loop.time() - paused_at > CLOUD_KEEPALIVE + 1
+
+        await wait_for(outlasted, what="the pause to outlast cloudcore's keepalive", timeout=30)
         await kube.replace(kubeclient.CONFIGMAPS, "cm", configmap(ns, "cm", {"value": "after"}),
                            namespace=ns)
         want = rv(await kube.get(kubeclient.CONFIGMAPS, "cm", namespace=ns))

@@ -346,7 +346,9 @@ class NodeAgent:
         Offline, the query fails and we keep what we sent (the reconnect resyncs).
         """
         try:
-            node = await self.meta.get_node(self.settings.node_name)
+            # Bounded: a query lost with its connection must not hold up the lease.
+            async with asyncio.timeout(max(1.0, self.settings.node_status_update_frequency)):
+                node = await self.meta.get_node(self.settings.node_name)
         except Exception as exc:
             log.debug("node %s: cannot read the node back: %s", self.settings.node_name, exc)
             return
