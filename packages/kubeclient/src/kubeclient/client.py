@@ -447,14 +447,6 @@ async def _read_chunk(
     resp: aiohttp.ClientResponse, stopper: asyncio.Event | None, idle: float | None
 ) -> bytes | None:
     """The next bytes of a stream; ``None`` if the stopper fired first."""
-    if stopper is not None and stopper.is_set():
-        return None
-    # During a burst the next events are usually buffered already: take them
-    # without the two tasks and the wait below (a watch of 10,000 pods read
-    # chunk by chunk spent more in that machinery than in json.loads).
-    buffered = resp.content.read_nowait()
-    if buffered:
-        return buffered
     if stopper is None:
         try:
             async with asyncio.timeout(idle):
