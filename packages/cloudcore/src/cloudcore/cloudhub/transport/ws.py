@@ -40,7 +40,11 @@ from beehive import codec
 from beehive.exceptions import CodecError
 from beehive.message import Message
 from cloudcore import metrics
-from cloudcore.cloudhub.tls import authenticate_node, limit_tls_read_buffer
+from cloudcore.cloudhub.tls import (
+    authenticate_node,
+    limit_tls_read_buffer,
+    share_tls_read_buffer,
+)
 from cloudcore.cloudhub.transport.common import (
     ConnectionInfo,
     HubServerSettings,
@@ -66,6 +70,19 @@ _MAX_REASON = 123
 def _reason(text: str) -> str:
     data = text.encode("utf-8")[:_MAX_REASON]
     return data.decode("utf-8", "ignore")
+
+
+class _HubServerConnection(ServerConnection):
+    """websockets' server connection, reading TLS into a shared buffer.
+
+    ``connection_made`` runs once the TLS handshake is done: from then on the
+    connection reads into its thread's shared buffer (tls.py) instead of its
+    own 16 KiB one.
+    """
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        share_tls_read_buffer(transport)
 
 
 class WebSocketNodeConnection:
@@ -160,6 +177,7 @@ class WebSocketServer:
             self.settings.port,
             ssl=self._ssl,
             process_request=self._process_request,
+            create_connection=_HubServerConnection,
             max_size=self.settings.max_frame_size,
             max_queue=self.settings.max_queue,
             compression=None,  # gorilla/edgecore does not negotiate permessage-deflate
