@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from cryptography import x509
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -234,6 +235,12 @@ class WebSocketServer:
         if info is None:  # cannot happen: process_request either refused or stored it
             await ws.close(CLOSE_INTERNAL, "connection not authenticated")
             return
+        # The upgrade's headers were checked in _process_request and are never read
+        # again; kept, they cost about 4 KiB per connected node. websockets needs a
+        # request object (it tells the handshake from the frames by it): keep the path.
+        if ws.request is not None:
+            ws.request = Request(ws.request.path, Headers())
+        ws.response = None
         conn = WebSocketNodeConnection(ws, info, write_timeout=self.settings.write_timeout)
         log.info("node %s connected over websocket from %s", info.node_id, ws.remote_address)
         try:
