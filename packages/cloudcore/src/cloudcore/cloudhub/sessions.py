@@ -191,6 +191,38 @@ def _wire_copy(msg: Message) -> Message:
     return out
 
 
+class _Wake:
+    """An ``asyncio.Event`` for one waiter (the session's writer).
+
+    Event keeps a deque of waiters, 760 bytes even when empty, for every
+    connected node; this keeps at most the one future its waiter awaits.
+    """
+
+    __slots__ = ("_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+
 class NodeSession:
     """One node's live session: connection, delivery core and writer task."""
 
@@ -206,7 +238,7 @@ class NodeSession:
         self._manager = manager
         self._clock = manager.clock
         self.core = NodeDeliveryProtocol(conn.node_id, settings=settings, now=self._clock())
-        self._wake = asyncio.Event()
+        self._wake = _Wake()
         self._task: asyncio.Task[None] | None = None
         self._ended = False
 
