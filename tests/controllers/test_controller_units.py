@@ -182,3 +182,17 @@ def test_settings_and_enable_from_cloudcore_config() -> None:
     assert not ec.enabled(cfg) and not dc.enabled(cfg)
     assert (ec.name, ec.group, dc.name, dc.group) == (
         "edgecontroller", "edgecontroller", "devicecontroller", "devicecontroller")
+
+
+def test_node_monitor_grace_period_from_cloudcore_config() -> None:
+    # Our extra edgeController.nodeMonitorGracePeriod: parsed from YAML and used by
+    # edgecontroller, so a short outage test (and an operator) can tune it.
+    from cloudcore.edgecontroller import EdgeControllerSettings
+    from kecommon.config import parse_cloudcore_config
+
+    cfg = parse_cloudcore_config(
+        "apiVersion: cloudcore.config.kubeedge.io/v1alpha2\nkind: CloudCore\n"
+        "modules:\n  edgeController:\n    nodeMonitorGracePeriod: 4\n",
+        file="cloudcore.yaml",
+    )
+    assert EdgeControllerSettings.from_config(cfg).node_monitor_grace_period == 4.0

@@ -91,7 +91,11 @@ class CloudAnswers:
             else:
                 body = {"Object": None, "Err": _not_found("nodes", name)}
         elif kind == "nodepatch":
-            body = {"Object": self.nodes.get(name), "Err": None}
+            node = self.nodes.get(name)
+            if node is not None:
+                _merge_conditions(node, json.loads(content) if isinstance(content, str)
+                                  else content)
+            body = {"Object": node, "Err": None}
         elif kind == "lease":
             if op == c.OP_QUERY:
                 lease = self.leases.get(name)
@@ -323,3 +327,13 @@ def find_condition(status: dict[str, Any], ctype: str) -> dict[str, Any]:
 
 def container_status(status: dict[str, Any], name: str) -> dict[str, Any]:
     return next(c for c in status.get("containerStatuses") or [] if c["name"] == name)
+
+
+def _merge_conditions(node: dict[str, Any], patch: dict[str, Any]) -> None:
+    """Apply a status patch's conditions, merged by type, as the API server's
+    strategic merge does (enough for the node's own reads back)."""
+    status = node.setdefault("status", {})
+    conds = {x.get("type"): x for x in status.get("conditions") or []}
+    for delta in (patch.get("status") or {}).get("conditions") or []:
+        conds.setdefault(delta["type"], {}).update(delta)
+    status["conditions"] = list(conds.values())

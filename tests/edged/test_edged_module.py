@@ -153,6 +153,35 @@ async def test_node_already_registered_is_read_back(
         await stack.stop()
 
 
+async def test_ready_changed_in_the_cloud_is_reported_again(
+    containerd: DevContainerd, cri: CRIClient, tmp_path: Path
+) -> None:
+    # The node lifecycle controller (or cloudcore's health check) marked the node
+    # Unknown while the edge stayed connected: the next status period sets Ready
+    # True again, instead of waiting for the 5-minute full report.
+    from edgecore.edged.node import NodeAgent
+
+    stack = await EdgeStack.start(tmp_path / "edgecore.db")
+    try:
+        settings = make_settings(containerd, tmp_path / "kubelet")
+        agent = NodeAgent(cri, stack.meta, settings)
+        await agent.register()
+        assert await agent.report_status()
+        assert not await agent.report_status()
+        node = stack.cloud.nodes[settings.node_name]
+        node["status"] = copy.deepcopy(agent.reported)
+        for cond in node["status"]["conditions"]:
+            if cond["type"] == "Ready":
+                cond.update(status="Unknown", reason="NodeStatusUnknown")
+        assert await agent.report_status()
+        patch = stack.cloud.node_patches()[-1]
+        ready = next(x for x in patch["status"]["conditions"] if x["type"] == "Ready")
+        assert ready["status"] == "True" and ready["reason"] == "EdgeReady"
+        assert not await agent.report_status()  # and then nothing more to say
+    finally:
+        await stack.stop()
+
+
 async def test_bad_messages_are_logged_not_fatal(
     containerd: DevContainerd, cri: CRIClient, tmp_path: Path
 ) -> None:

@@ -144,7 +144,11 @@ async def test_delete_of_an_older_pod_uid_keeps_the_new_pod(
             await minicloud.send(msg)
             await minicloud.wait_message(lambda m, i=msg.msg_id: m.parent_id == i)
         assert await edge.meta.store.get("ns/pod/p") == pod
-        assert [m.operation for m in edged.messages] == ["insert"]
+        # edged still hears of the old pod's delete (by its uid), so that a pod
+        # deleted and created again while the edge was away does not run twice.
+        await wait_until(lambda: len(edged.messages) == 2)
+        assert [m.operation for m in edged.messages] == ["insert", "delete"]
+        assert edged.messages[1].content["metadata"]["uid"] == "old"
 
 
 async def test_store_survives_a_restart(tmp_path: Path) -> None:

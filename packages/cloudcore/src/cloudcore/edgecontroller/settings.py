@@ -39,7 +39,9 @@ class EdgeControllerSettings:
         hub = getattr(modules, "cloud_hub", None)
         addresses = list(getattr(hub, "advertise_address", None) or [])
         freq = getattr(ec, "node_update_frequency", None)
+        grace = getattr(ec, "node_monitor_grace_period", None)
         return cls(
             cloudcore_address=str(addresses[0]) if addresses else "",
             node_check_interval=float(freq) if freq else 10.0,
+            node_monitor_grace_period=float(grace) if grace else 40.0,
         )

@@ -336,9 +336,34 @@ class NodeAgent:
             self.registered.set()
             return
 
+    async def _adopt_cloud_conditions(self) -> None:
+        """Compare with the Node as the cloud has it, as kubelet does before each update.
+
+        Someone else may have changed our conditions since our last patch: the node
+        lifecycle controller (or cloudcore's edgecontroller) marks Ready Unknown when
+        our lease or status came late. Judged only against what we last sent, we
+        would leave it Unknown until the next full report (5 min by default).
+        Offline, the query fails and we keep what we sent (the reconnect resyncs).
+        """
+        try:
+            # Bounded: a query lost with its connection must not hold up the lease.
+            async with asyncio.timeout(max(1.0, self.settings.node_status_update_frequency)):
+                node = await self.meta.get_node(self.settings.node_name)
+        except Exception as exc:
+            log.debug("node %s: cannot read the node back: %s", self.settings.node_name, exc)
+            return
+        cloud = (node or {}).get("status") or {}
+        theirs = {x.get("type"): x.get("status") for x in cloud.get("conditions") or []}
+        ours = {x.get("type"): x.get("status") for x in self.reported.get("conditions") or []}
+        if any(theirs.get(kind) != status for kind, status in ours.items()):
+            log.info("node %s: conditions changed in the cloud (%s); reporting ours",
+                     self.settings.node_name, theirs)
+            self.reported = copy.deepcopy(cloud)
+
     async def report_status(self) -> bool:
         """Send a status patch if the status changed (or a report is due); True if sent."""
         loop = asyncio.get_running_loop()
+        await self._adopt_cloud_conditions()
         new = await self.current_status()
         due = loop.time() - self._last_report >= self.settings.node_status_report_frequency
         patch = node_status_patch(self.reported, new, heartbeat=due)

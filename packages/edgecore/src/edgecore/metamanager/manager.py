@@ -243,13 +243,18 @@ class MetaManager:
             stored = await store.get(msg.resource)
             old, new = _uid(stored), _uid(msg.content)
             if old and new and old != new:
+                # The pod was deleted and created again under the same name, and the
+                # new one arrived first (e.g. both queued while the edge was offline).
+                # The store keeps the new pod; edged still gets the delete, which
+                # names the old uid, so that the old pod's containers are stopped.
                 log.info(
-                    "metamanager: delete of %s for uid %s ignored: stored pod has uid %s",
+                    "metamanager: delete of %s for uid %s: stored pod has uid %s, kept; "
+                    "the old pod is removed from edged",
                     msg.resource,
                     new,
                     old,
                 )
-                return False
+                return True
             await store.delete([msg.resource, f"{path.namespace}/{c.RT_PODPATCH}/{path.name}"])
             return True
         await store.delete([msg.resource])

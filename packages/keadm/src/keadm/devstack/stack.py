@@ -46,7 +46,7 @@ import kubeclient
 from keadm.devstack import configs
 from keadm.devstack.procs import ManagedProcess, python_env
 from keadm.devstack.waiting import WaitTimeout, wait_for
-from kecommon.config import EdgeCoreConfig
+from kecommon.config import CloudCoreConfig, EdgeCoreConfig
 
 __all__ = [
     "STEPS",
@@ -127,6 +127,7 @@ class StackSettings:
             (cloudcore always serves WebSocket, and QUIC too for ``quic``).
         edgecore_overrides: called on the edgecore config before it is written
             (tests use it to tune intervals).
+        cloudcore_overrides: the same for the cloudcore config.
     """
 
     work_dir: Path
@@ -137,6 +138,7 @@ class StackSettings:
     step_timeout: float = 90.0
     transport: Literal["websocket", "quic"] = "websocket"
     edgecore_overrides: Callable[[EdgeCoreConfig], None] | None = None
+    cloudcore_overrides: Callable[[CloudCoreConfig], None] | None = None
 
 
 @dataclass
@@ -339,6 +341,8 @@ class DevStack:
             kubeconfig=self.kubeconfig.resolve(), ports=self._pick_ports(), paths=paths,
             quic=self.settings.transport == "quic",
         )
+        if self.settings.cloudcore_overrides is not None:
+            self.settings.cloudcore_overrides(cfg)
         paths.config.write_text(configs.render_cloudcore(cfg))
         return paths.config
 

@@ -259,6 +259,10 @@ class EdgeController(KEModel):
     enable: bool = True
     #: Seconds between node status checks.
     node_update_frequency: PositiveInt32 = 10
+    #: kubeedge-py: seconds a node may stay silent (disconnected, or no lease renewal
+    #: nor status) before its Ready condition turns Unknown; kube-controller-manager's
+    #: ``--node-monitor-grace-period``, which devkube does not run.
+    node_monitor_grace_period: PositiveInt32 = 40
     buffer: EdgeControllerBuffer = Field(default_factory=EdgeControllerBuffer)
     load: EdgeControllerLoad = Field(default_factory=EdgeControllerLoad)
 
