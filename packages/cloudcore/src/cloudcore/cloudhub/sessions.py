@@ -291,7 +291,6 @@ class NodeSession:
                         return
                     log.debug("node=%s sent %s", self.node_id, msg.describe())
                     continue
-                metrics.NODE_QUEUE_DEPTH.labels(self.node_id).set(self.core.queue_depth())
                 timer = self.core.get_timer()
                 timeout = None if timer is None else max(0.0, timer - self._clock())
                 # asyncio.timeout, not wait_for: 3.11's wait_for can hang in its
@@ -403,6 +402,7 @@ class SessionManager:
         self._ctx: Context | None = None
         self._ready = asyncio.Event()
         self._closed = False
+        metrics.NODE_QUEUE_DEPTH.add_source(self)
         if not self.settings.authorization:
             log.warning(
                 "cloudHub.authorization is disabled: edge nodes may read and write any "
@@ -414,6 +414,10 @@ class SessionManager:
     @property
     def connected_nodes(self) -> list[str]:
         return sorted(self._sessions)
+
+    def queue_depths(self) -> list[tuple[str, int]]:
+        """(node, messages waiting) per connected node: the queue-depth metric."""
+        return [(node, s.core.queue_depth()) for node, s in self._sessions.items()]
 
     def session(self, node_id: str) -> NodeSession | None:
         return self._sessions.get(node_id)
@@ -554,8 +558,6 @@ class SessionManager:
         if self._sessions.get(session.node_id) is session:
             del self._sessions[session.node_id]
             metrics.CONNECTED_NODES.set(len(self._sessions))
-            with contextlib.suppress(KeyError):
-                metrics.NODE_QUEUE_DEPTH.remove(session.node_id)
             await self._notify(session.node_id, OP_DISCONNECTED)
 
     async def record_ack(self, node: str, msg: Message) -> None:
