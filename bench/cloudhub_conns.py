@@ -140,7 +140,7 @@ async def run(
         notes.append(f"connect failures, e.g. {examples}")
     if traced is not None:
         figures["tracemalloc total (MiB)"] = traced["traced_kb"] / 1024
-        for row in traced["top"][:12]:
+        for row in traced["top"][:25]:
             notes.append(
                 f"tracemalloc {row['where']}: {row['kb'] / 1024:.1f} MiB, "
                 f"{row['per_node_bytes']:.0f} B/node, {row['count']} blocks"

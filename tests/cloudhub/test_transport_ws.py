@@ -234,6 +234,36 @@ async def test_frames_much_larger_than_the_tls_read_buffer_arrive_whole(
         assert codec.decode(frame) == down
 
 
+async def test_concurrent_large_frames_from_many_nodes_stay_intact(
+    ws_server: Any, pki: Pki, recording_handler: RecordingHandler
+) -> None:
+    # The server's TLS connections read into one shared buffer (tls.share_tls_read_buffer):
+    # frames of several nodes, each many TLS records long and interleaved on the wire, must
+    # each arrive exactly as sent.
+    server = await ws_server()
+    nodes = [f"edge-mix-{i}" for i in range(6)]
+    conns = [await dial(server, pki, node, max_size=None) for node in nodes]
+    try:
+        sent: dict[str, list[Message]] = {node: [] for node in nodes}
+
+        async def pump(node: str, ws: ClientConnection) -> None:
+            for round_ in range(3):
+                msg = keepalive()
+                # Distinct per node and round, not a repeated byte: a byte taken from
+                # another connection's records would change the content.
+                msg.content = base64.b64encode(os.urandom(150_000 + round_ * 7_001)).decode()
+                sent[node].append(msg)
+                await ws.send(codec.encode(msg))
+
+        await asyncio.gather(*(pump(n, ws) for n, ws in zip(nodes, conns, strict=True)))
+        for node in nodes:
+            await wait_for(lambda n=node: len(recording_handler.of(n)) == 3, what=node)
+            assert recording_handler.of(node) == sent[node]
+    finally:
+        for ws in conns:
+            await ws.close()
+
+
 async def test_flood_from_one_node_does_not_starve_another(
     ws_server: Any, pki: Pki, recording_handler: RecordingHandler
 ) -> None:

@@ -194,6 +194,27 @@ async def test_unacked_message_is_resent_with_the_same_id() -> None:
         await wait_until(lambda: session.core.queue_depth() == 0, what="ack")
 
 
+async def test_queue_depth_metric_follows_the_connected_nodes() -> None:
+    async with hub() as h:
+        conn = MemConnection(NODE)
+        await h.manager.on_connect(conn)
+        assert REGISTRY.get_sample_value("cloudhub_node_queue_depth", {"node": NODE}) == 0
+        m = down(uid="depth")
+        await h.send(m)
+        sent = await conn.next_frame()  # in flight, not acked: still waiting
+        assert REGISTRY.get_sample_value("cloudhub_node_queue_depth", {"node": NODE}) == 1
+        await h.manager.on_message(conn, sent.response("OK"))
+        await wait_until(
+            lambda: REGISTRY.get_sample_value("cloudhub_node_queue_depth", {"node": NODE}) == 0,
+            what="depth 0 after the ack",
+        )
+        await h.manager.on_disconnect(conn, "test")
+        await wait_until(
+            lambda: REGISTRY.get_sample_value("cloudhub_node_queue_depth", {"node": NODE}) is None,
+            what="series removed",
+        )
+
+
 async def test_noack_replies_are_sent_while_an_ack_message_waits() -> None:
     async with hub() as h:
         conn = MemConnection(NODE)

@@ -12,7 +12,13 @@ gauge (one series per connected node, removed when its session ends);
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+import weakref
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 __all__ = [
     "CONNECTED_NODES",
@@ -67,9 +73,45 @@ MESSAGES_DROPPED = Counter(
     "Downstream messages not delivered, by reason.",
     ["reason"],
 )
-NODE_QUEUE_DEPTH = Gauge(
-    "cloudhub_node_queue_depth", "Downstream messages waiting per node.", ["node"]
-)
+
+
+class QueueDepthSource(Protocol):
+    """What reports per-node queue depths (cloudhub's session manager)."""
+
+    def queue_depths(self) -> Iterable[tuple[str, int]]: ...
+
+
+class NodeQueueDepth(Collector):
+    """``cloudhub_node_queue_depth{node}``, read from the live sessions when scraped.
+
+    A Gauge child per node cost about 740 bytes for every connected node
+    (docs/performance.md); this keeps none, and reports each connected node's
+    current depth rather than the one at its writer's last idle moment.
+    """
+
+    NAME = "cloudhub_node_queue_depth"
+    DOC = "Downstream messages waiting per node."
+
+    def __init__(self) -> None:
+        self._sources: weakref.WeakSet[QueueDepthSource] = weakref.WeakSet()
+
+    def add_source(self, source: QueueDepthSource) -> None:
+        """Report ``source``'s nodes (for as long as it is alive)."""
+        self._sources.add(source)
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(self.NAME, self.DOC, labels=["node"])
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self.NAME, self.DOC, labels=["node"])
+        for source in list(self._sources):
+            for node, depth in source.queue_depths():
+                family.add_metric([node], depth)
+        yield family
+
+
+NODE_QUEUE_DEPTH = NodeQueueDepth()
+REGISTRY.register(NODE_QUEUE_DEPTH)
 UPSTREAM_MESSAGES = Counter(
     "cloudhub_upstream_messages_total", "Messages received from edge nodes.", ["operation"]
 )

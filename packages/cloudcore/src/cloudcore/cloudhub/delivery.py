@@ -393,7 +393,9 @@ class NodeDeliveryProtocol:
         self.settings = settings
         self.stats = _Stats()
         self._events: list[Event] = []
-        self._noack: deque[Message] = deque()
+        # Created on the first NoAck message: an empty deque is 760 bytes, and most
+        # of thousands of idle nodes never get one (docs/performance.md).
+        self._noack: deque[Message] | None = None
         # The ack store: latest message per object UID; the order of the dict
         # is not the send order, _ready is.
         self._store: dict[str, Message] = {}
@@ -433,9 +435,12 @@ class NodeDeliveryProtocol:
         if self._closed:
             self._drop(msg, DROP_SESSION_CLOSED)
             return
-        if len(self._noack) >= self.settings.noack_limit:
-            self._drop(self._noack.popleft(), DROP_NOACK_OVERFLOW)
-        self._noack.append(msg)
+        noack = self._noack
+        if noack is None:
+            noack = self._noack = deque()
+        if len(noack) >= self.settings.noack_limit:
+            self._drop(noack.popleft(), DROP_NOACK_OVERFLOW)
+        noack.append(msg)
         self.stats.queued += 1
         self._events.append(MessageQueued(msg, "noack"))
 
@@ -548,11 +553,11 @@ class NodeDeliveryProtocol:
         if self._closed:
             return
         self._closed = True
-        for msg in self._noack:
+        for msg in self._noack or ():
             self._drop(msg, DROP_SESSION_CLOSED)
         for msg in self._store.values():
             self._drop(msg, DROP_SESSION_CLOSED)
-        self._noack.clear()
+        self._noack = None
         self._store.clear()
         self._ready.clear()
         self._delayed.clear()
@@ -571,6 +576,8 @@ class NodeDeliveryProtocol:
             return None
         if self._noack:
             msg = self._noack.popleft()
+            if not self._noack:
+                self._noack = None  # an emptied deque keeps its 760 bytes
             self.stats.sent += 1
             self._events.append(MessageSent(msg, "noack"))
             return msg
@@ -658,7 +665,7 @@ class NodeDeliveryProtocol:
 
     def queue_depth(self) -> int:
         """Messages waiting: NoAck FIFO plus objects in the ack store."""
-        return len(self._noack) + len(self._store)
+        return len(self._noack or ()) + len(self._store)
 
     def remembered_objects(self) -> int:
         """Objects whose acked version or delete this session remembers."""

@@ -192,6 +192,38 @@ def _wire_copy(msg: Message) -> Message:
     return out
 
 
+class _Wake:
+    """An ``asyncio.Event`` for one waiter (the session's writer).
+
+    Event keeps a deque of waiters, 760 bytes even when empty, for every
+    connected node; this keeps at most the one future its waiter awaits.
+    """
+
+    __slots__ = ("_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+
 class NodeSession:
     """One node's live session: connection, delivery core and writer task."""
 
@@ -207,7 +239,7 @@ class NodeSession:
         self._manager = manager
         self._clock = manager.clock
         self.core = NodeDeliveryProtocol(conn.node_id, settings=settings, now=self._clock())
-        self._wake = asyncio.Event()
+        self._wake = _Wake()
         self._task: asyncio.Task[None] | None = None
         self._ended = False
 
@@ -242,7 +274,6 @@ class NodeSession:
     # -- the write path ---------------------------------------------------------------
 
     async def _write_loop(self) -> None:
-        depth: Any = None
         try:
             while not self._ended:
                 self._wake.clear()
@@ -263,9 +294,6 @@ class NodeSession:
                     if log.isEnabledFor(logging.DEBUG):  # no describe() per message
                         log.debug("node=%s sent %s", self.node_id, msg.describe())
                     continue
-                if depth is None:  # the labelled child, looked up once per session
-                    depth = metrics.NODE_QUEUE_DEPTH.labels(self.node_id)
-                depth.set(self.core.queue_depth())
                 timer = self.core.get_timer()
                 timeout = None if timer is None else max(0.0, timer - self._clock())
                 # asyncio.timeout, not wait_for: 3.11's wait_for can hang in its
@@ -384,6 +412,7 @@ class SessionManager:
         self._ctx: Context | None = None
         self._ready = asyncio.Event()
         self._closed = False
+        metrics.NODE_QUEUE_DEPTH.add_source(self)
         if not self.settings.authorization:
             log.warning(
                 "cloudHub.authorization is disabled: edge nodes may read and write any "
@@ -395,6 +424,10 @@ class SessionManager:
     @property
     def connected_nodes(self) -> list[str]:
         return sorted(self._sessions)
+
+    def queue_depths(self) -> list[tuple[str, int]]:
+        """(node, messages waiting) per connected node: the queue-depth metric."""
+        return [(node, s.core.queue_depth()) for node, s in self._sessions.items()]
 
     def session(self, node_id: str) -> NodeSession | None:
         return self._sessions.get(node_id)
@@ -535,8 +568,6 @@ class SessionManager:
         if self._sessions.get(session.node_id) is session:
             del self._sessions[session.node_id]
             metrics.CONNECTED_NODES.set(len(self._sessions))
-            with contextlib.suppress(KeyError):
-                metrics.NODE_QUEUE_DEPTH.remove(session.node_id)
             await self._notify(session.node_id, OP_DISCONNECTED)
 
     async def record_ack(self, node: str, msg: Message) -> None:

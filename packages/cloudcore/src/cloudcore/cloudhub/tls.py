@@ -14,10 +14,13 @@ Node authentication (``cloud/pkg/cloudhub/authorization/authorizer.go``) is
 
 from __future__ import annotations
 
+import asyncio
+import asyncio.selector_events
 import asyncio.sslproto
 import datetime as dt
 import ssl
 import tempfile
+import threading
 from pathlib import Path
 
 from cryptography import x509
@@ -31,6 +34,7 @@ __all__ = [
     "authenticate_node",
     "limit_tls_read_buffer",
     "server_ssl_context",
+    "share_tls_read_buffer",
 ]
 
 #: The TLS 1.2 suites KubeEdge allows (OpenSSL names); 1.3 suites are not restricted.
@@ -62,6 +66,61 @@ def limit_tls_read_buffer(size: int = TLS_READ_BUFFER) -> None:
     proto = asyncio.sslproto.SSLProtocol
     if getattr(proto, "max_size", 0) > size:
         proto.max_size = size
+
+
+class _SharedReadBuffers(threading.local):
+    """One TLS read buffer per thread (so per event loop), by size."""
+
+    def __init__(self) -> None:
+        self.by_size: dict[int, tuple[bytearray, memoryview]] = {}
+
+    def get(self, size: int) -> tuple[bytearray, memoryview]:
+        pair = self.by_size.get(size)
+        if pair is None:
+            buf = bytearray(size)
+            pair = self.by_size[size] = (buf, memoryview(buf))
+        return pair
+
+
+_shared_read_buffers = _SharedReadBuffers()
+
+
+def share_tls_read_buffer(transport: asyncio.BaseTransport) -> bool:
+    """Make the TLS connection under ``transport`` read into a per-thread shared buffer.
+
+    Even at 16 KiB (:func:`limit_tls_read_buffer`), asyncio's read buffer of
+    each TLS connection was the largest per-node cost left in cloudhub
+    (docs/performance.md). Sharing one is safe on a selector event loop: its
+    socket transport calls ``get_buffer``, ``recv_into`` and
+    ``buffer_updated`` back to back, and ``buffer_updated`` first copies the
+    bytes into the connection's incoming BIO, so no data lives in the buffer
+    between two calls. A proactor loop (Windows) keeps the buffer across an
+    overlapped read, and another implementation (uvloop) has its own SSL
+    protocol: both are left alone. asyncio has no public hook for this, so
+    every private attribute is checked first; when anything differs from
+    what is expected, nothing is changed and False is returned (the
+    connection keeps its own buffer, as before).
+
+    Call it from the application protocol's ``connection_made`` (after the
+    TLS handshake, where no read is in progress).
+    """
+    proto = getattr(transport, "_ssl_protocol", None)
+    if not isinstance(proto, asyncio.sslproto.SSLProtocol):
+        return False
+    loop = getattr(proto, "_loop", None)
+    if not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+        return False
+    own = getattr(proto, "_ssl_buffer", None)
+    view = getattr(proto, "_ssl_buffer_view", None)
+    if not isinstance(own, bytearray) or not isinstance(view, memoryview) or view.obj is not own:
+        return False
+    if not own:
+        return False
+    buf, shared_view = _shared_read_buffers.get(len(own))
+    # setattr: typeshed does not declare these private attributes (checked above).
+    setattr(proto, "_ssl_buffer", buf)  # noqa: B010
+    setattr(proto, "_ssl_buffer_view", shared_view)  # noqa: B010
+    return True
 
 
 def server_ssl_context(
