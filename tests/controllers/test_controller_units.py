@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import kubeclient
 from beehive.message import Message
 from cloudcore.devicecontroller.downstream import membership_content
