@@ -3,74 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from beehive.message import Message
-from cloudcore.cloudhub.certstore import CertStore, CertStoreSettings
-from cloudcore.cloudhub.https import HttpsServer
-from cloudcore.cloudhub.tls import server_ssl_context
-from cloudcore.cloudhub.transport.common import HubServerSettings
-from cloudcore.cloudhub.transport.quic import QuicHubServer
-from cloudcore.cloudhub.transport.ws import WebSocketServer
 from edgecore.edgehub import bootstrap
 from edgecore.edgehub.settings import EdgeHubSettings
 from edgecore.edgehub.transport.quic import connect_quic
 from edgecore.edgehub.transport.ws import connect_websocket
-from fixtures.hubpki import RecordingHandler, wait_for
+from fixtures.hubpki import LocalCloud, RecordingHandler, start_local_cloud, wait_for
 
 
 @pytest.fixture
-async def cloud(
-    tmp_path: Path, recording_handler: RecordingHandler
-) -> AsyncIterator[dict[str, Any]]:
-    root = tmp_path / "cloud"
-    store = await CertStore.load(
-        CertStoreSettings(
-            ca_file=root / "rootCA.crt",
-            ca_key_file=root / "rootCA.key",
-            cert_file=root / "server.crt",
-            key_file=root / "server.key",
-            advertise_address=("127.0.0.1",),
-            dns_names=("localhost",),
-        )
-    )
-    https = HttpsServer(
-        store,
-        address="127.0.0.1",
-        port=0,
-        ssl_context=server_ssl_context(store.server, store.ca.cert, client_cert=ssl.CERT_OPTIONAL),
-    )
-    hub = HubServerSettings(address="127.0.0.1", port=0)
-    ws = WebSocketServer(
-        hub,
-        ssl_context=server_ssl_context(store.server, store.ca.cert),
-        ca_cert=store.ca.cert,
-        handler=recording_handler,
-    )
-    quic = QuicHubServer(
-        hub, server_cert=store.server, ca_cert=store.ca.cert, handler=recording_handler
-    )
-    for server in (https, ws, quic):
-        await server.start()
-    yield {"store": store, "https": https, "ws": ws, "quic": quic}
-    for server in (ws, quic, https):
-        await server.stop()
+async def cloud(tmp_path: Path, recording_handler: RecordingHandler) -> AsyncIterator[LocalCloud]:
+    local = await start_local_cloud(tmp_path / "cloud", recording_handler, with_quic=True)
+    yield local
+    await local.stop()
 
 
-def edge_settings(cloud: dict[str, Any], tmp_path: Path, node: str) -> EdgeHubSettings:
+def edge_settings(cloud: LocalCloud, tmp_path: Path, node: str) -> EdgeHubSettings:
     edge = tmp_path / node
     return EdgeHubSettings(
         node_name=node,
-        http_server=f"https://127.0.0.1:{cloud['https'].port}",
-        ws_server=f"127.0.0.1:{cloud['ws'].port}",
-        quic_server=f"127.0.0.1:{cloud['quic'].port}",
-        token=cloud["store"].token,
+        http_server=f"https://127.0.0.1:{cloud.https.port}",
+        ws_server=f"127.0.0.1:{cloud.ws.port}",
+        quic_server=f"127.0.0.1:{cloud.quic.port}",
+        token=cloud.store.token,
         bootstrap_token_file=None,
         tls_ca_file=edge / "ca" / "rootCA.crt",
         tls_cert_file=edge / "certs" / "server.crt",
@@ -89,7 +50,7 @@ def keepalive() -> Message:
 
 
 async def test_edgecore_bootstraps_rotates_and_talks_both_transports(
-    cloud: dict[str, Any], tmp_path: Path, recording_handler: RecordingHandler
+    cloud: LocalCloud, tmp_path: Path, recording_handler: RecordingHandler
 ) -> None:
     settings = edge_settings(cloud, tmp_path, "edge-interop")
     info = await bootstrap.bootstrap(settings)

@@ -7,65 +7,26 @@ session layer.
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from beehive.message import Message
-from cloudcore.cloudhub.certstore import CertStore, CertStoreSettings
-from cloudcore.cloudhub.https import HttpsServer
-from cloudcore.cloudhub.tls import server_ssl_context
-from cloudcore.cloudhub.transport.common import HubServerSettings
-from cloudcore.cloudhub.transport.ws import WebSocketServer
 from edgecore.edgehub.settings import EdgeHubSettings
-from fixtures.hubpki import RecordingHandler
+from fixtures.hubpki import LocalCloud, RecordingHandler, start_local_cloud
 from fixtures.minicloud import EdgeRunner, Probe, wait_until
 
-
-@dataclass
-class Cloud:
-    store: CertStore
-    https: HttpsServer
-    ws: WebSocketServer
-    handler: RecordingHandler
+Cloud = LocalCloud
 
 
 @pytest.fixture
 async def cloudhub(tmp_path: Path) -> AsyncIterator[Cloud]:
-    d = tmp_path / "cloud"
-    store = await CertStore.load(
-        CertStoreSettings(
-            ca_file=d / "rootCA.crt",
-            ca_key_file=d / "rootCA.key",
-            cert_file=d / "server.crt",
-            key_file=d / "server.key",
-            advertise_address=("127.0.0.1",),
-            dns_names=("localhost",),
-        )
-    )
-    https = HttpsServer(
-        store,
-        address="127.0.0.1",
-        port=0,
-        ssl_context=server_ssl_context(store.server, store.ca.cert, client_cert=ssl.CERT_OPTIONAL),
-    )
-    await https.start()
-    handler = RecordingHandler()
-    ws = WebSocketServer(
-        HubServerSettings(address="127.0.0.1", port=0, node_auth=True),
-        ssl_context=server_ssl_context(store.server, store.ca.cert),
-        ca_cert=store.ca.cert,
-        handler=handler,
-    )
-    await ws.start()
+    cloud = await start_local_cloud(tmp_path / "cloud", RecordingHandler())
     try:
-        yield Cloud(store, https, ws, handler)
+        yield cloud
     finally:
-        await ws.stop()
-        await https.stop()
+        await cloud.stop()
 
 
 def _settings(cloud: Cloud, tmp_path: Path, node: str) -> EdgeHubSettings:
