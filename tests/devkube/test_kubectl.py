@@ -18,7 +18,6 @@ import yaml
 from fixtures.apiserver import KubeApi, KubeApiError
 
 KUBECTL = shutil.which("kubectl")
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
 TIMEOUT = 60
 
 
@@ -28,7 +27,8 @@ class Kubectl:
         self.namespace = namespace
 
     def args(self, *args: str) -> list[str]:
-        assert KUBECTL is not None
+        # scripts/setup installs kubectl: its absence is a failure, not a skip.
+        assert KUBECTL is not None, "kubectl is not installed: run scripts/setup"
         return [KUBECTL, "--namespace", self.namespace, *args]
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
