@@ -191,6 +191,78 @@ async def test_pod_with_configmap_secret_and_liveness_runs_ready(
     assert container_status(runtime.pod_status(uid) or {}, "c")["containerID"] == cs["containerID"]
 
 
+class _GatedMeta:
+    """The runtime's metadata source, able to hold a configmap read open: the
+    read returns what the store held when it started, after ``release``."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.armed = False
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def get_configmap(self, namespace: str, name: str) -> dict[str, Any]:
+        obj = await self.inner.get_configmap(namespace, name)
+        if self.armed:
+            self.armed = False
+            self.entered.set()
+            await self.release.wait()
+        return obj
+
+
+async def test_configmap_update_during_a_volume_refresh_is_not_lost(
+    runtime: PodRuntime, stack: EdgeStack, cri: CRIClient
+) -> None:
+    """A second update that lands while the first is being written to the pod's
+    volume gets its own refresh (it once cleared the "refresh needed" flag)."""
+    configmap = {
+        "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "metadata": {"name": "race-cm", "namespace": "default", "uid": "race-cm-uid"},
+        "data": {"value": "v0"},
+    }
+    await stack.put("configmap", configmap)
+    pod = make_pod(
+        "race-pod",
+        [
+            {
+                "name": "c",
+                "image": IMAGE,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", "exec sleep 3600"],
+                "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}],
+            }
+        ],
+        volumes=[{"name": "cfg", "configMap": {"name": "race-cm"}}],
+    )
+    uid = pod["metadata"]["uid"]
+    runtime.upsert_pod(pod)
+    st = await wait_for(lambda: _ready(runtime, uid), what="pod running", timeout=60)
+    cid = container_status(st, "c")["containerID"].split("://")[1]
+
+    async def file_reads(want: bytes) -> bool:
+        code, out = await cri.exec_sync(cid, ["cat", "/cfg/value"], 5)
+        return code == 0 and out == want
+
+    gate = _GatedMeta(runtime.meta)
+    runtime.meta = gate  # type: ignore[assignment]
+    gate.armed = True
+    configmap["data"]["value"] = "v1"
+    await stack.put("configmap", configmap, operation="update")
+    runtime.config_changed("configmap", "default", "race-cm")
+    await asyncio.wait_for(gate.entered.wait(), 30)  # the refresh read v1 and is held
+
+    configmap["data"]["value"] = "v2"
+    await stack.put("configmap", configmap, operation="update")
+    runtime.config_changed("configmap", "default", "race-cm")
+    gate.release.set()
+
+    await wait_for(lambda: file_reads(b"v2"), what="the second update inside the container")
+
+
 async def test_crashing_container_restarts_with_backoff(
     runtime: PodRuntime, stack: EdgeStack
 ) -> None:

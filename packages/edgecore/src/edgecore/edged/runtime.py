@@ -628,16 +628,23 @@ class PodRuntime:
         self.workers.poke(rec.uid, self.settings.backoff_initial)
 
     async def _volumes(self, rec: PodRecord, sources: ConfigSources) -> dict[str, Any]:
-        volumes = await prepare_volumes(
-            rec.pod,
-            self.settings.pods_dir / rec.uid,
-            sources,
-            self.meta,
-            node_name=self.settings.node_name,
-            host_ip=self.settings.node_ip,
-            pod_ip=rec.pod_ip,
-        )
+        # Clear the flag before reading the sources, not after: a configmap
+        # update that lands while they are read sets it again and earns another
+        # refresh, where clearing it afterwards would drop that update.
         rec.volumes_dirty = False
+        try:
+            volumes = await prepare_volumes(
+                rec.pod,
+                self.settings.pods_dir / rec.uid,
+                sources,
+                self.meta,
+                node_name=self.settings.node_name,
+                host_ip=self.settings.node_ip,
+                pod_ip=rec.pod_ip,
+            )
+        except BaseException:
+            rec.volumes_dirty = True
+            raise
         return volumes
 
     async def _start_container(
