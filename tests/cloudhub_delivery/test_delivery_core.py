@@ -272,12 +272,63 @@ def test_update_with_deletion_timestamp_counts_as_delete() -> None:
     assert drain(c) == [graceful]
 
 
+def ack_all(c: NodeDeliveryProtocol, now: float = 0.0) -> list[Message]:
+    """Send and ack one message at a time until the ack lane is empty."""
+    out = []
+    while (m := c.next_message(now)) is not None:
+        out.append(m)
+        c.receive_ack(m.msg_id, now=now)
+    return out
+
+
 def test_responses_with_objects_are_always_enqueued() -> None:
     c = core()
-    c.enqueue(down(uid="x", rv="9"), now=0)
+    update = down(uid="x", rv="9")
+    c.enqueue(update, now=0)
     reply = down("response", uid="x", rv="5", parent="req-1")
     c.enqueue(reply, now=0, recorded_rv="100")
-    assert drain(c) == [reply]
+    # Neither replaces the other: the update is the newest state, the reply
+    # is what a request on the edge waits for.
+    assert ack_all(c) == [update, reply]
+    assert dropped(c) == []
+
+
+def test_concurrent_queries_for_one_object_each_get_their_reply() -> None:
+    """Three pods that use one ConfigMap ask for it at once: three answers
+    (one replacing another left a request waiting until its timeout)."""
+    c = core()
+    replies = [down("response", uid="x", rv="5", parent=f"req-{i}") for i in range(3)]
+    for r in replies:
+        c.enqueue(r, now=0)
+    assert c.queue_depth() == 3
+    assert [m.parent_id for m in ack_all(c)] == ["req-0", "req-1", "req-2"]
+
+
+def test_an_update_does_not_replace_a_waiting_reply() -> None:
+    c = core()
+    reply = down("response", uid="x", rv="5", parent="req-1")
+    c.enqueue(reply, now=0)
+    newer = down(uid="x", rv="6")
+    c.enqueue(newer, now=0)
+    assert ack_all(c) == [reply, newer]
+
+
+def test_a_reply_acked_late_does_not_lower_the_acked_version() -> None:
+    c = core()
+    reply = down("response", uid="x", rv="5", parent="req-1")
+    c.enqueue(reply, now=0)
+    assert c.next_message(0) == reply  # in flight, never acked: retries, then back-off
+    for t in range(5, 30, 5):
+        c.handle_timer(float(t))
+        c.next_message(float(t))
+    newer = down(uid="x", rv="9")
+    c.enqueue(newer, now=30)
+    assert c.next_message(30) == newer
+    c.receive_ack(newer.msg_id, now=30)
+    assert ack_all(c, now=1000) == [reply]  # the reply still reaches the edge
+    c.events_received()
+    c.enqueue(down(uid="x", rv="8"), now=1000)  # older than what the edge holds
+    assert dropped(c) == [delivery.DROP_STALE]
 
 
 def test_ack_required_without_resource_version_is_dropped() -> None:

@@ -76,6 +76,12 @@ async def test_recorder_writes_and_removes_object_syncs(kube_api: Any, kube: Any
         assert await rec.recorded_version(node, msg) == "41"
         await rec.flush(timeout=10)
         assert await sync_records(kube, ns) == {f"{node}.u-1": "41"}
+        # the ack of a reply read at an older version does not lower the record
+        late = down("response", node=node, namespace=ns, uid="u-1", rv="40", parent="q")
+        await rec.record_ack(node, late)
+        assert await rec.recorded_version(node, msg) == "41"
+        await rec.flush(timeout=10)
+        assert await sync_records(kube, ns) == {f"{node}.u-1": "41"}
         # a fresh recorder (a restarted cloudcore) reads it back from its cache
         assert await fresh.recorded_version(node, msg) == "41"
         await rec.record_ack(node, down("delete", node=node, namespace=ns, uid="u-1", rv=""))

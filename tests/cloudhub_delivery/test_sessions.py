@@ -178,6 +178,28 @@ async def test_downstream_is_trimmed_serial_and_acked() -> None:
         assert metric("cloudhub_messages_acked_total") - acked_before == 1
 
 
+async def test_replies_to_concurrent_queries_for_one_object_all_arrive() -> None:
+    """Pods that share a ConfigMap ask for it at once: every request gets its
+    reply, though all replies carry the same object (same UID)."""
+    async with hub() as h:
+        conn = MemConnection(NODE)
+        await h.manager.on_connect(conn)
+        await h.controller_messages()
+        replies = [down("response", uid="cm", rv="7", parent=f"req-{i}") for i in range(3)]
+        for r in replies:
+            await h.send(r)
+        session = h.manager.session(NODE)
+        assert session is not None
+        # All three wait behind the first, unacked, one.
+        await wait_until(lambda: session.core.stats.queued == 3, what="replies queued")
+        got = []
+        for _ in replies:
+            frame = await conn.next_frame()
+            got.append(frame.parent_id)
+            await h.manager.on_message(conn, frame.response("OK"))
+        assert got == ["req-0", "req-1", "req-2"]
+
+
 async def test_unacked_message_is_resent_with_the_same_id() -> None:
     async with hub(ack_timeout=0.05) as h:
         conn = MemConnection(NODE)

@@ -9,6 +9,7 @@ each answer shape into the object or the error.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -25,6 +26,7 @@ from edgecore.metaclient import (
     MetaTimeout,
     MetaUnavailable,
 )
+from edgecore.metamanager import shapes
 from fixtures.minicloud import (
     EdgeRunner,
     MiniCloud,
@@ -161,6 +163,50 @@ async def test_configmap_is_answered_from_the_store_second_time(
         assert await client.get_configmap("d", "a") == cm
         assert await client.get_configmap("d", "a") == cm
     assert sum(m.group == "meta" for m in minicloud.received) == 1
+
+
+async def test_an_answer_older_than_the_store_does_not_replace_it(
+    minicloud: MiniCloud, tmp_path: Path
+) -> None:
+    """The cloud pushed version 9 while the answer to a query (read at
+    version 5) was on its way: the store keeps 9 and the requester gets 9."""
+
+    def cm(rv: str, value: str) -> dict[str, Any]:
+        return {
+            "kind": "ConfigMap",
+            "metadata": {"name": "a", "namespace": "d", "uid": "u", "resourceVersion": rv},
+            "data": {"v": value},
+        }
+
+    minicloud.responder = lambda m: None  # the test answers by hand
+    async with EdgeRunner(edge_settings(minicloud, tmp_path), tmp_path / "e.db") as edge:
+        await wait_until(lambda: edge.meta.cloud_connected)
+        client = MetaClient(edge.ctx, timeout=10)
+        pending = asyncio.create_task(client.get_configmap("d", "a"))
+        query = await minicloud.wait_message(
+            lambda m: m.operation == "query" and m.resource == "d/configmap/a"
+        )
+        push = Message.new(
+            source="edgecontroller", group="resource", operation="update",
+            resource="d/configmap/a", content=cm("9", "new"), resource_version="9",
+        )
+        await minicloud.send(push)
+        await minicloud.wait_message(lambda m: m.parent_id == push.msg_id)  # stored, acked
+        await minicloud.send(
+            Message.new(
+                source="edgecontroller", group="resource", operation="response",
+                resource="d/configmap/a", content=cm("5", "old"),
+                parent_msg_id=query.msg_id, resource_version="5",
+            )
+        )
+        assert (await asyncio.wait_for(pending, 10))["data"] == {"v": "new"}
+        assert (await client.get_configmap("d", "a"))["data"] == {"v": "new"}
+    # a newer answer still replaces an older stored version
+    assert shapes.is_older(cm("5", "x"), cm("9", "y"))
+    assert not shapes.is_older(cm("9", "x"), cm("5", "y"))
+    other = cm("5", "x")
+    other["metadata"]["uid"] = "another"
+    assert not shapes.is_older(other, cm("9", "y"))  # another object: not comparable
 
 
 async def test_not_found_and_already_exists(minicloud: MiniCloud, tmp_path: Path) -> None:

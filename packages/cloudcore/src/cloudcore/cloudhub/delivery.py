@@ -36,6 +36,12 @@ Two lanes, as KubeEdge's NodeMessagePool:
   it is dropped and counted (the synccontroller resends it later from its
   ObjectSync record).
 
+A reply to one of the edge's own queries (operation ``response`` with an
+object) has its own slot in the ack lane, keyed by the object's UID and the
+request's msg_id: someone on the edge waits for exactly that reply, so it never
+replaces, and is never replaced by, another reply or an update of the same
+object (three pods asking for one ConfigMap at once get three answers).
+
 Beyond KubeEdge, the machine remembers the last acked resourceVersion of each
 object (and which objects it deleted) and drops anything not newer. That closes
 a race KubeEdge leaves open (an older update arriving just after the newer one
@@ -477,9 +483,13 @@ class NodeDeliveryProtocol:
             # ack removes its record): one is enough.
             self._drop(msg, DROP_DUPLICATE_DELETE)
             return
-        if deleting or msg.operation == OP_RESPONSE:
-            # Deletes and replies to the edge's own queries are always sent:
-            # the edge asked for the reply, and a delete must never be lost.
+        if msg.operation == OP_RESPONSE:
+            # The edge asked for this reply and waits for it by msg_id: always
+            # sent, in a slot of its own (see the module doc).
+            self._put(_reply_slot(key, msg), msg)
+            return
+        if deleting:
+            # A delete must never be lost.
             self._put(key, msg)
             return
         if key in self._deleted:
@@ -532,13 +542,20 @@ class NodeDeliveryProtocol:
         self._inflight = None
         key, msg = inflight.key, inflight.msg
         self._failures.pop(key, None)
+        obj_key = ack_key(msg) or key  # a reply's slot is not its object's key
         if msg.operation == OP_DELETE:
             # The object is gone on the edge: UIDs are never reused, so
             # anything later for this key is a repeat or a stale update.
-            self._acked_rv.pop(key, None)
-            _remember(self._deleted, key, None, self.settings.remember_limit)
-        elif msg.resource_version:
-            _remember(self._acked_rv, key, msg.resource_version, self.settings.remember_limit)
+            self._acked_rv.pop(obj_key, None)
+            _remember(self._deleted, obj_key, None, self.settings.remember_limit)
+        elif msg.resource_version and obj_key not in self._deleted:
+            known = self._acked_rv.get(obj_key)
+            # A reply acked after a newer update (it waited in back-off) must
+            # not lower what the edge is known to hold.
+            if known is None or not _not_newer(msg.resource_version, known):
+                _remember(
+                    self._acked_rv, obj_key, msg.resource_version, self.settings.remember_limit
+                )
         if self._store.get(key) is msg:
             del self._store[key]
         elif key in self._store:
@@ -675,6 +692,11 @@ class NodeDeliveryProtocol:
         self.stats.dropped += 1
         self.stats.dropped_by_reason[reason] = self.stats.dropped_by_reason.get(reason, 0) + 1
         self._events.append(MessageDropped(msg, reason))
+
+
+def _reply_slot(key: str, msg: Message) -> str:
+    # "/" never occurs in a UID; the request id makes the slot unique per question.
+    return f"{key}/reply/{msg.parent_id or msg.msg_id}"
 
 
 def _remember(table: OrderedDict[str, _V], key: str, value: _V, limit: int) -> None:

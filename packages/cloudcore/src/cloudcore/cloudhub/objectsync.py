@@ -426,9 +426,21 @@ class ObjectSyncRecorder:
         rv = msg.resource_version
         if not rv:
             return
+        if self._newer_recorded(key, rv):
+            # A reply to an edge query acked after a newer update of the object.
+            return
         self.start()
         self._overlay[key] = rv
         self.writer.submit(key, RecordWrite("status", body, rv))
+
+    def _newer_recorded(self, key: RecordKey, rv: str) -> bool:
+        """Whether this process knows of a record newer than ``rv`` (what it
+        wrote, or the cache once synced; no waiting on the ack path)."""
+        known = self._overlay.get(key)
+        if known is None and self._records.synced:
+            cached = self._records.get(key)
+            known = recorded_rv(cached) if cached is not None else None
+        return known is not None and compare_resource_versions(rv, known) == -1
 
     @staticmethod
     def _body(

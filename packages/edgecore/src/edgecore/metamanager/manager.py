@@ -428,7 +428,16 @@ class MetaManager:
             and msg.operation != c.OP_DELETE
             and isinstance(answer.obj, dict)
         ):
-            await self._store().put(msg.resource, path.type, answer.obj)
+            kept = await self._store().put_answer(msg.resource, path.type, answer.obj)
+            if kept is not answer.obj and path.type in LOCAL_FIRST:
+                # A newer version came down while the answer was on its way:
+                # the requester gets the newer one, as a local answer would be.
+                log.info(
+                    "metamanager: %s answered from the store (it holds a newer version)",
+                    msg.describe(),
+                )
+                self._reply(ctx, msg, kept)
+                return
         self._reply(ctx, msg, resp.content)
 
     async def _flush_pending(self, ctx: Context) -> None:

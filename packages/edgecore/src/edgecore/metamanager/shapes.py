@@ -21,7 +21,7 @@ from typing import Any
 
 from beehive.constants import CONTENT_OK
 
-__all__ = ["Answer", "split_answer", "status"]
+__all__ = ["Answer", "is_older", "split_answer", "status"]
 
 REASON_QUEUED = "Queued"
 
@@ -82,3 +82,28 @@ def split_answer(content: Any) -> Answer:
             return Answer(obj=None, error=_err_status(content))
         return Answer(obj=content)
     return Answer(obj=content)
+
+
+def _version(obj: Any) -> tuple[str, int] | None:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    uid, rv = meta.get("uid"), meta.get("resourceVersion")
+    if not isinstance(uid, str) or not uid or not isinstance(rv, str):
+        return None
+    try:
+        return uid, int(rv)
+    except ValueError:
+        return None
+
+
+def is_older(answer: Any, stored: Any) -> bool:
+    """Whether ``answer`` is an older version of the object ``stored`` holds.
+
+    The cloud sends an object's updates in order, but the answer to a query
+    may overtake or trail them (it is read from the cloud's cache when the
+    query arrives). Only the same object (same UID) with numeric resource
+    versions can be compared; anything else is not "older".
+    """
+    a, s = _version(answer), _version(stored)
+    return a is not None and s is not None and a[0] == s[0] and a[1] < s[1]

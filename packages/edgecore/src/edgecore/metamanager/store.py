@@ -47,6 +47,8 @@ from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from edgecore.metamanager.shapes import is_older
+
 __all__ = ["MetaStore", "PendingPatch", "StoreError"]
 
 log = logging.getLogger(__name__)
@@ -162,6 +164,22 @@ class MetaStore:
 
     async def put(self, key: str, type_: str, value: Any) -> None:
         await self._run(lambda: self.put_sync(key, type_, value))
+
+    def put_answer_sync(self, key: str, type_: str, value: Any) -> Any:
+        """Store an object the cloud answered with, unless the store already
+        holds a newer version of it; return what the store holds afterwards."""
+        with self._engine.begin() as conn:
+            current = conn.execute(select(_META.c.value).where(_META.c.key == key)).scalar()
+            if current is not None:
+                stored = json.loads(current)
+                if is_older(value, stored):
+                    return stored
+            value_json = json.dumps(value, separators=(",", ":"))
+            conn.execute(_upsert(_META, key=key, type=type_, value=value_json))
+        return value
+
+    async def put_answer(self, key: str, type_: str, value: Any) -> Any:
+        return await self._run(lambda: self.put_answer_sync(key, type_, value))
 
     def get_sync(self, key: str) -> Any | None:
         with self._engine.connect() as conn:
