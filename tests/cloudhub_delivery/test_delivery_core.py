@@ -115,14 +115,6 @@ def test_is_delete() -> None:
     assert not delivery.is_delete(down("update"))
 
 
-def test_compare_resource_versions_as_unsigned_integers() -> None:
-    assert delivery.compare_resource_versions("9", "10") == -1
-    assert delivery.compare_resource_versions("10", "10") == 0
-    assert delivery.compare_resource_versions("100", "99") == 1
-    assert delivery.compare_resource_versions("abc", "1") is None
-    assert delivery.compare_resource_versions("-1", "1") is None
-
-
 def test_resource_helpers() -> None:
     assert delivery.resource_type("node/n/default/pod/p") == "pod"
     assert delivery.resource_type("default/pod/p") == "pod"

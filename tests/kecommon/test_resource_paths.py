@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kecommon import resources
 from kecommon.resources import (
     ResourceError,
     ResourcePath,
@@ -139,3 +140,11 @@ def test_resource_path_str_round_trips() -> None:
 
 def test_resource_error_is_a_value_error() -> None:
     assert issubclass(ResourceError, ValueError)
+
+
+def test_compare_resource_versions_as_unsigned_integers() -> None:
+    assert resources.compare_resource_versions("9", "10") == -1
+    assert resources.compare_resource_versions("10", "10") == 0
+    assert resources.compare_resource_versions("100", "99") == 1
+    assert resources.compare_resource_versions("abc", "1") is None
+    assert resources.compare_resource_versions("-1", "1") is None

@@ -20,6 +20,7 @@ __all__ = [
     "add_node_prefix",
     "build_device_resource",
     "build_resource",
+    "compare_resource_versions",
     "node_of",
     "parse_edge_resource",
     "parse_node_resource",
@@ -110,3 +111,24 @@ def _path(parts: list[str], original: str) -> ResourcePath:
         raise ResourceError(f"{original!r} is not <ns>/<type>[/<name>]")
     name = "/".join(parts[2:])
     return ResourcePath(namespace=parts[0], type=parts[1], name=name)
+
+
+def _rv(value: str) -> int | None:
+    try:
+        rv = int(value)
+    except ValueError:
+        return None
+    return rv if rv >= 0 else None
+
+
+def compare_resource_versions(a: str, b: str) -> int | None:
+    """-1/0/1 comparing resourceVersions as unsigned integers (KubeEdge's
+    CompareResourceVersion); None if either is not such a number.
+
+    Shared by the cloud (which version an edge may still be sent) and the edge
+    (which version its store keeps), so both judge versions alike.
+    """
+    ra, rb = _rv(a), _rv(b)
+    if ra is None or rb is None:
+        return None
+    return (ra > rb) - (ra < rb)

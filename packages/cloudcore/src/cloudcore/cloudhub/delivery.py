@@ -71,6 +71,7 @@ from beehive.constants import (
     RT_NODE,
 )
 from beehive.message import Message
+from kecommon.resources import compare_resource_versions
 
 __all__ = [
     "AckTimedOut",
@@ -87,7 +88,6 @@ __all__ = [
     "NodeDeliveryProtocol",
     "ack_key",
     "classify",
-    "compare_resource_versions",
     "content_object",
     "is_delete",
     "is_node_deleted",
@@ -343,23 +343,6 @@ def wants_record(msg: Message) -> bool:
         and not is_delete(msg)
         and ack_key(msg) is not None
     )
-
-
-def _rv(value: str) -> int | None:
-    try:
-        rv = int(value)
-    except ValueError:
-        return None
-    return rv if rv >= 0 else None
-
-
-def compare_resource_versions(a: str, b: str) -> int | None:
-    """-1/0/1 comparing as unsigned integers (CompareResourceVersion); None if
-    either is not a number."""
-    ra, rb = _rv(a), _rv(b)
-    if ra is None or rb is None:
-        return None
-    return (ra > rb) - (ra < rb)
 
 
 def _not_newer(new_rv: str, old_rv: str) -> bool:

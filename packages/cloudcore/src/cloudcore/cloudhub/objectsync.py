@@ -52,7 +52,7 @@ from typing import Any, Literal
 import kubeclient
 from beehive.constants import GROUP_RESOURCE, NULL_NAMESPACE, OP_DELETE
 from beehive.message import Message
-from cloudcore.cloudhub.delivery import ack_key, compare_resource_versions, content_object
+from cloudcore.cloudhub.delivery import ack_key, content_object
 from cloudcore.cloudhub.pressure import DeliveryPressure
 from cloudcore.reliablesyncs import (
     INITIAL_RESOURCE_VERSION,
@@ -61,7 +61,7 @@ from cloudcore.reliablesyncs import (
     sync_object_name,
 )
 from cloudcore.syncrecords import RecordKey, SyncRecordInformers, record_key, recorded_rv
-from kecommon.resources import ResourceError, parse_node_resource
+from kecommon.resources import ResourceError, compare_resource_versions, parse_node_resource
 from kubeclient.resources import CLUSTEROBJECTSYNCS, OBJECTSYNCS, ResourceRef
 
 __all__ = ["ObjectSyncRecorder", "RecordWrite", "RecordWriter"]

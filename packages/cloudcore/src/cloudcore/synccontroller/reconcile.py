@@ -20,9 +20,8 @@ from typing import Any, Final
 
 from beehive.constants import GROUP_RESOURCE, MOD_SYNCCONTROLLER, NULL_NAMESPACE, OP_DELETE
 from beehive.message import Message
-from cloudcore.cloudhub.delivery import compare_resource_versions
 from cloudcore.reliablesyncs import split_sync_object_name
-from kecommon.resources import build_resource
+from kecommon.resources import build_resource, compare_resource_versions
 
 __all__ = [
     "DeleteRecord",

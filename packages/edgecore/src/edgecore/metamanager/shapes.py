@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from beehive.constants import CONTENT_OK
+from kecommon.resources import compare_resource_versions
 
 __all__ = ["Answer", "is_older", "split_answer", "status"]
 
@@ -84,17 +85,14 @@ def split_answer(content: Any) -> Answer:
     return Answer(obj=content)
 
 
-def _version(obj: Any) -> tuple[str, int] | None:
+def _version(obj: Any) -> tuple[str, str] | None:
     meta = obj.get("metadata") if isinstance(obj, dict) else None
     if not isinstance(meta, dict):
         return None
     uid, rv = meta.get("uid"), meta.get("resourceVersion")
     if not isinstance(uid, str) or not uid or not isinstance(rv, str):
         return None
-    try:
-        return uid, int(rv)
-    except ValueError:
-        return None
+    return uid, rv
 
 
 def is_older(answer: Any, stored: Any) -> bool:
@@ -106,4 +104,6 @@ def is_older(answer: Any, stored: Any) -> bool:
     versions can be compared; anything else is not "older".
     """
     a, s = _version(answer), _version(stored)
-    return a is not None and s is not None and a[0] == s[0] and a[1] < s[1]
+    if a is None or s is None or a[0] != s[0]:
+        return False
+    return compare_resource_versions(a[1], s[1]) == -1

@@ -93,6 +93,10 @@ def _upsert(table: Table, **values: Any) -> Any:
     )
 
 
+def _put_meta(key: str, type_: str, value: Any) -> Any:
+    return _upsert(_META, key=key, type=type_, value=json.dumps(value, separators=(",", ":")))
+
+
 @dataclass(frozen=True, slots=True)
 class PendingPatch:
     resource: str
@@ -158,9 +162,8 @@ class MetaStore:
     # -- meta ---------------------------------------------------------------------
 
     def put_sync(self, key: str, type_: str, value: Any) -> None:
-        value_json = json.dumps(value, separators=(",", ":"))
         with self._engine.begin() as conn:
-            conn.execute(_upsert(_META, key=key, type=type_, value=value_json))
+            conn.execute(_put_meta(key, type_, value))
 
     async def put(self, key: str, type_: str, value: Any) -> None:
         await self._run(lambda: self.put_sync(key, type_, value))
@@ -174,8 +177,7 @@ class MetaStore:
                 stored = json.loads(current)
                 if is_older(value, stored):
                     return stored
-            value_json = json.dumps(value, separators=(",", ":"))
-            conn.execute(_upsert(_META, key=key, type=type_, value=value_json))
+            conn.execute(_put_meta(key, type_, value))
         return value
 
     async def put_answer(self, key: str, type_: str, value: Any) -> Any:
