@@ -525,7 +525,7 @@ class NodeDeliveryProtocol:
         self._inflight = None
         key, msg = inflight.key, inflight.msg
         self._failures.pop(key, None)
-        obj_key = ack_key(msg) or key  # a reply's slot is not its object's key
+        obj_key = _object_key(key)  # a reply's slot is not its object's key
         if msg.operation == OP_DELETE:
             # The object is gone on the edge: UIDs are never reused, so
             # anything later for this key is a repeat or a stale update.
@@ -680,6 +680,11 @@ class NodeDeliveryProtocol:
 def _reply_slot(key: str, msg: Message) -> str:
     # "/" never occurs in a UID; the request id makes the slot unique per question.
     return f"{key}/reply/{msg.parent_id or msg.msg_id}"
+
+
+def _object_key(slot: str) -> str:
+    """The object UID of an ack-lane slot (the slot itself, or a reply's)."""
+    return slot.partition("/")[0]
 
 
 def _remember(table: OrderedDict[str, _V], key: str, value: _V, limit: int) -> None:
