@@ -29,7 +29,7 @@ async def hub(pki: Pki) -> AsyncIterator[tuple[WebSocketServer, Context, Session
     ctx = Context()
     manager = SessionManager(SessionSettings(keepalive_interval=KEEPALIVE, node_limit=2))
     pump = asyncio.create_task(manager.run(ctx))
-    await asyncio.sleep(0)  # let the pump register the module before connections arrive
+    await asyncio.wait_for(manager.wait_ready(), 5)  # the pump has registered its module
     server = WebSocketServer(
         HubServerSettings(address="127.0.0.1", port=0),
         ssl_context=server_ssl_context(pki.server, pki.ca.cert),
