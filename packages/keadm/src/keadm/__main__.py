@@ -1,4 +1,4 @@
-from __future__ import annotations
+"""``python -m keadm``: the same as the ``keadm`` command."""
 
 from keadm.cli import main
 

@@ -1,40 +1,37 @@
-"""The `keadm` command line."""
+"""The ``keadm`` command line: init, gettoken, join, reset cloud|edge.
+
+KubeEdge's flags where they apply (protocol.md section 8). The cloud commands
+live in :mod:`keadm.cloud.commands`, the edge ones in :mod:`keadm.edge.commands`;
+this module only puts them on one app.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Install kubeedge-py.")
+from keadm.cloud import commands as cloud_commands
+from keadm.edge import commands as edge_commands
 
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True,
+    help="Install kubeedge-py: `keadm init` on the cloud, `keadm join` on each edge.",
+)
+reset_app = typer.Typer(
+    add_completion=False, no_args_is_help=True,
+    help="Undo `keadm init` (reset cloud) or `keadm join` (reset edge).",
+)
+app.add_typer(reset_app, name="reset")
 
-def _not_yet(name: str) -> None:
-    typer.echo(f"keadm {name}: not implemented yet", err=True)
-    raise typer.Exit(2)
-
-
-@app.command()
-def init() -> None:
-    """Install cloudcore beside a Kubernetes API server."""
-    _not_yet("init")
-
-
-@app.command()
-def gettoken() -> None:
-    """Print the join token."""
-    _not_yet("gettoken")
-
-
-@app.command()
-def join() -> None:
-    """Join this machine to a cloudcore as an edge node."""
-    _not_yet("join")
-
-
-@app.command()
-def reset() -> None:
-    """Undo init or join."""
-    _not_yet("reset")
+cloud_commands.register(app, reset_app)
+edge_commands.register(app, reset_app)
 
 
 def main() -> None:
+    logging.basicConfig(
+        level=os.environ.get("KEADM_LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     app()

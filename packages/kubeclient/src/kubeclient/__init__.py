@@ -38,8 +38,11 @@ from kubeclient.errors import (
 from kubeclient.informer import Informer, object_key
 from kubeclient.resources import (
     CLUSTEROBJECTSYNCS,
+    CLUSTERROLEBINDINGS,
+    CLUSTERROLES,
     CONFIGMAPS,
     CRDS,
+    DEPLOYMENTS,
     DEVICEMODELS,
     DEVICES,
     DEVICESTATUSES,
@@ -51,15 +54,20 @@ from kubeclient.resources import (
     PODS,
     SECRETS,
     SERVICEACCOUNTS,
+    SERVICES,
     ResourceRef,
+    ref_for,
 )
 from kubeclient.settings import ClientSettings, RetrySettings, WatchSettings
 from kubeclient.watching import Listed, continuous_watch, infinite_watch, list_all, with_type
 
 __all__ = [
     "CLUSTEROBJECTSYNCS",
+    "CLUSTERROLEBINDINGS",
+    "CLUSTERROLES",
     "CONFIGMAPS",
     "CRDS",
+    "DEPLOYMENTS",
     "DEVICEMODELS",
     "DEVICES",
     "DEVICESTATUSES",
@@ -71,6 +79,7 @@ __all__ = [
     "PODS",
     "SECRETS",
     "SERVICEACCOUNTS",
+    "SERVICES",
     "AlreadyExists",
     "ApiConnectionError",
     "ApiError",
@@ -102,6 +111,7 @@ __all__ = [
     "load_in_cluster",
     "load_kubeconfig",
     "object_key",
+    "ref_for",
     "resources",
     "with_type",
 ]

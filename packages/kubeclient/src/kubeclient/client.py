@@ -45,6 +45,8 @@ _PATCH_CONTENT_TYPES: dict[str, str] = {
     "json": "application/json-patch+json",
 }
 
+_APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+
 _TRANSIENT_CONNECTION_ERRORS = (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError)
 
 
@@ -335,6 +337,49 @@ class KubeClient:
         path = ref.path(namespace=namespace, name=name, subresource=subresource)
         result: dict[str, Any] = await self._request(
             "PATCH", path, body=body, content_type=content_type
+        )
+        return result
+
+    async def apply(
+        self,
+        ref: ResourceRef,
+        body: dict[str, Any],
+        *,
+        field_manager: str,
+        force: bool = False,
+        dry_run: bool = False,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """Server-side apply: PATCH ``application/apply-patch+yaml`` with ``body``.
+
+        ``body`` is the whole intended object (apiVersion, kind, metadata.name
+        and the fields this manager owns). The API server creates it when it
+        is missing, otherwise merges it and drops the fields ``field_manager``
+        applied before but omits now.
+
+        Args:
+            force: take fields another manager owns instead of a 409 Conflict.
+            dry_run: ``dryRun=All``: validate and answer, change nothing.
+
+        Raises:
+            Conflict: another manager owns a field with another value.
+        """
+        meta = body.get("metadata") or {}
+        name = meta.get("name")
+        if not name:
+            raise ValueError("an applied object needs metadata.name")
+        path = ref.path(
+            namespace=meta.get("namespace") if ref.namespaced else None,
+            name=str(name), subresource=subresource,
+        )
+        params = {"fieldManager": field_manager}
+        if force:
+            params["force"] = "true"
+        if dry_run:
+            params["dryRun"] = "All"
+        # JSON is valid YAML, which is what the apply content type declares.
+        result: dict[str, Any] = await self._request(
+            "PATCH", path, params=params, body=body, content_type=_APPLY_CONTENT_TYPE
         )
         return result
 

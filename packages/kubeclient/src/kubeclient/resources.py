@@ -10,8 +10,11 @@ from dataclasses import dataclass
 
 __all__ = [
     "CLUSTEROBJECTSYNCS",
+    "CLUSTERROLEBINDINGS",
+    "CLUSTERROLES",
     "CONFIGMAPS",
     "CRDS",
+    "DEPLOYMENTS",
     "DEVICEMODELS",
     "DEVICES",
     "DEVICESTATUSES",
@@ -23,7 +26,9 @@ __all__ = [
     "PODS",
     "SECRETS",
     "SERVICEACCOUNTS",
+    "SERVICES",
     "ResourceRef",
+    "ref_for",
 ]
 
 
@@ -91,4 +96,31 @@ DEVICES = ResourceRef("devices.kubeedge.io", "v1beta1", "devices", "Device", Tru
 DEVICEMODELS = ResourceRef("devices.kubeedge.io", "v1beta1", "devicemodels", "DeviceModel", True)
 DEVICESTATUSES = ResourceRef(
     "devices.kubeedge.io", "v1beta1", "devicestatuses", "DeviceStatus", True
+)
+SERVICES = ResourceRef("", "v1", "services", "Service", True)
+DEPLOYMENTS = ResourceRef("apps", "v1", "deployments", "Deployment", True)
+CLUSTERROLES = ResourceRef(
+    "rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False
+)
+CLUSTERROLEBINDINGS = ResourceRef(
+    "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False
+)
+
+
+def ref_for(api_version: str, kind: str) -> ResourceRef:
+    """The resource of a manifest's ``apiVersion``/``kind`` among the known ones.
+
+    Raises:
+        KeyError: a kind this client has no constant for.
+    """
+    for ref in _KNOWN:
+        if ref.api_version == api_version and ref.kind == kind:
+            return ref
+    raise KeyError(f"{api_version} {kind}")
+
+
+_KNOWN: tuple[ResourceRef, ...] = (
+    NODES, PODS, CONFIGMAPS, SECRETS, NAMESPACES, SERVICEACCOUNTS, EVENTS, LEASES, CRDS,
+    OBJECTSYNCS, CLUSTEROBJECTSYNCS, DEVICES, DEVICEMODELS, DEVICESTATUSES,
+    SERVICES, DEPLOYMENTS, CLUSTERROLES, CLUSTERROLEBINDINGS,
 )

@@ -13,28 +13,15 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from keadm.services import python_env
+
 __all__ = ["ManagedProcess", "python_env"]
 
 log = logging.getLogger(__name__)
-
-
-def python_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for ``python -m <our package>``: our ``sys.path`` as PYTHONPATH.
-
-    The packages run from their sources in a checkout (the test config puts
-    ``packages/*/src`` on ``sys.path``), so a child must see the same path.
-    """
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    if extra:
-        env.update(extra)
-    return env
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""keadm's cloud commands."""
