@@ -14,7 +14,11 @@ from devkube import DevKube
 
 @pytest.fixture
 async def kube(tmp_path: Path) -> AsyncIterator[DevKube]:
-    async with DevKube(kubeconfig=tmp_path / "kubeconfig", bookmark_interval=0.2) as k:
+    # Plain HTTP: these protocol tests use aiohttp, which sends tokens over HTTP, and
+    # open ad-hoc sessions without a CA. kubectl tests use kube_api, which is HTTPS.
+    async with DevKube(
+        kubeconfig=tmp_path / "kubeconfig", bookmark_interval=0.2, tls=False
+    ) as k:
         yield k
 
 

@@ -20,7 +20,7 @@ from devkube import DevKube
 
 async def test_restart_keeps_state(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    async with DevKube(data_dir=data) as kube:
+    async with DevKube(data_dir=data, tls=False) as kube:
         token = kube.token
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s:
             async with s.post(f"{kube.url}/api/v1/namespaces/default/configmaps",
@@ -44,7 +44,7 @@ async def test_restart_keeps_state(tmp_path: Path) -> None:
             async with s.delete(f"{kube.url}/api/v1/namespaces/brief") as r:
                 assert r.status == 200
     old_rv = int(kept["metadata"]["resourceVersion"])
-    async with DevKube(data_dir=data) as kube:
+    async with DevKube(data_dir=data, tls=False) as kube:
         assert kube.token == token
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s:
             async with s.get(f"{kube.url}/api/v1/namespaces/default/configmaps/kept") as r:

@@ -15,7 +15,7 @@ WRITES = 1500
 
 
 async def test_no_event_lost_to_wait_timeouts(tmp_path: Path) -> None:
-    async with DevKube(kubeconfig=tmp_path / "kc", bookmark_interval=0.0005) as kube:
+    async with DevKube(kubeconfig=tmp_path / "kc", bookmark_interval=0.0005, tls=False) as kube:
         headers = {"Authorization": f"Bearer {kube.token}"}
         base = f"{kube.url}/api/v1/namespaces/default/configmaps"
         async with aiohttp.ClientSession(headers=headers) as s:

@@ -67,7 +67,9 @@ class DevKube:
         kubeconfig: where to write the admin kubeconfig (default: a temporary file).
         data_dir: persist objects, the RV counter, the admin token and the token
             signing key there (SQLite); None keeps everything in memory.
-        tls: serve HTTPS with a self-signed CA (written to data_dir or a temp dir).
+        tls: serve HTTPS with a self-signed CA (written to data_dir or a temp dir), the
+            default, as kube-apiserver does; False serves plain HTTP (kubectl then sends
+            no bearer token).
         token: the admin bearer token (default: random, or the one kept in data_dir).
         bookmark_interval: seconds between BOOKMARK events on watches that allow them.
         history: watch events kept for resuming before older RVs answer 410.
@@ -81,7 +83,7 @@ class DevKube:
         port: int = 0,
         kubeconfig: Path | None = None,
         data_dir: Path | None = None,
-        tls: bool = False,
+        tls: bool = True,
         token: str | None = None,
         bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL,
         history: int = DEFAULT_HISTORY,

@@ -1,5 +1,5 @@
 """The `devkube` command line: ``devkube serve --address A --port P --kubeconfig PATH
-[--data-dir DIR] [--tls]``."""
+[--data-dir DIR] [--tls/--no-tls]``."""
 
 from __future__ import annotations
 
@@ -26,7 +26,15 @@ def serve(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Persist state in SQLite here.")
     ] = None,
-    tls: Annotated[bool, typer.Option("--tls", help="Serve HTTPS with a self-signed CA.")] = False,
+    # HTTPS by default: kubectl sends no bearer token over plain HTTP, so a plain-HTTP
+    # default would make the kubeconfig we write useless to kubectl.
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls/--no-tls",
+            help="Serve HTTPS with a self-signed CA (default), or plain HTTP.",
+        ),
+    ] = True,
     token: Annotated[str | None, typer.Option(help="Admin bearer token (default: random).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every request.")] = False,
 ) -> None:
