@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import tarfile
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from edgecore.edged import localimage
 from edgecore.edged.cri import CRIClient
-from edgecore.edged.devcontainerd import DevContainerd
+from edgecore.edged.devcontainerd import DevContainerd, derived_subnet
 from fixtures.containerd import BUSYBOX_IMAGE, LOCAL_BUSYBOX_IMAGE
 
 
@@ -72,3 +73,19 @@ async def test_private_containerd_is_ready_with_local_images(
     assert {BUSYBOX_IMAGE, LOCAL_BUSYBOX_IMAGE, "registry.k8s.io/pause:3.6"} <= tags
     assert "docker.io/kubeedge/pause:3.6" in tags
     assert "restrict_oom_score_adj = true" in containerd.config_path.read_text()
+
+
+def test_pod_subnets_stay_clear_of_the_kubernetes_service_range(tmp_path: Path) -> None:
+    # A pod IP inside 10.96.0.0/12 shadows Service IPs once the node joins a
+    # real cluster (the demo's pod once got 10.96.243.2).
+    services = ipaddress.ip_network("10.96.0.0/12")
+    seen = set()
+    for i in range(300):
+        subnet = ipaddress.ip_network(DevContainerd(tmp_path / f"c{i}").subnet)
+        assert subnet.prefixlen == 24
+        assert subnet.subnet_of(ipaddress.ip_network("10.88.0.0/13"))
+        assert not subnet.overlaps(services)
+        seen.add(subnet)
+    assert len(seen) > 250  # distinct work dirs get distinct bridges (2,048 /24s to pick from)
+    for tag in ("00000000", "ffffffff", "000007ff", "00000800"):
+        assert not ipaddress.ip_network(derived_subnet(tag)).overlaps(services)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import ipaddress
 import json
 import logging
 import os
@@ -52,6 +53,20 @@ class ContainerdStartError(RuntimeError):
     """containerd is missing, exited, or did not become ready in time."""
 
 
+
+#: Where derived pod subnets come from: containerd's own default range, which
+#: stays clear of Kubernetes' default Service range 10.96.0.0/12 (a pod there
+#: would shadow cluster Service IPs when the node joins a real cluster).
+POD_SUBNET_POOL = ipaddress.ip_network("10.88.0.0/13")
+
+
+def derived_subnet(tag: str) -> str:
+    """A /24 of :data:`POD_SUBNET_POOL` chosen by the hex ``tag``."""
+    count = 2 ** (24 - POD_SUBNET_POOL.prefixlen)
+    index = int(tag, 16) % count
+    base = int(POD_SUBNET_POOL.network_address) + (index << 8)
+    return f"{ipaddress.ip_address(base)}/24"
+
 @dataclass(frozen=True, slots=True)
 class DevContainerdSettings:
     """What a private containerd looks like.
@@ -62,7 +77,8 @@ class DevContainerdSettings:
         cni_bin_dir: CNI plugins (Debian ``containernetworking-plugins``).
         sandbox_image: the CRI ``sandbox_image``.
         subnet: the pod subnet of the bridge network; ``None`` derives a /24 in
-            10.88-10.119.x.0 from the base directory so parallel instances differ.
+            10.88.0.0/13 (10.88-10.95) from the base directory so parallel
+            instances differ (:func:`derived_subnet`).
         ready_timeout: how long ``start`` waits for the CRI to answer.
         stop_timeout: how long ``stop`` waits after SIGTERM before SIGKILL.
         snapshotter: containerd snapshotter.
@@ -150,8 +166,7 @@ class DevContainerd:
     def subnet(self) -> str:
         if self.settings.subnet:
             return self.settings.subnet
-        n = int(self._tag, 16)
-        return f"10.{88 + n % 32}.{(n >> 5) % 256}.0/24"
+        return derived_subnet(self._tag)
 
     # --- config ------------------------------------------------------------------
 
