@@ -28,6 +28,7 @@ from typing import Protocol
 from keadm.errors import KeadmError
 
 __all__ = [
+    "SERVICE_MANAGER_ENV",
     "BackgroundService",
     "Service",
     "ServiceSpec",
@@ -282,10 +283,27 @@ class SystemdService:
         return f"systemctl stop {self.spec.unit_name}   (or keadm reset)"
 
 
+#: ``auto`` (default), ``systemd`` or ``background``: how keadm runs the cores.
+#: The demo and the tests say ``background`` so that nothing of theirs lands in
+#: /etc/systemd even on a machine that systemd runs.
+SERVICE_MANAGER_ENV = "KEADM_SERVICE_MANAGER"
+
+
 def service_for(spec: ServiceSpec, *, use_systemd: bool | None = None) -> Service:
-    """A systemd unit when systemd runs the machine, otherwise a background process."""
+    """A systemd unit when systemd runs the machine, otherwise a background process.
+
+    Raises:
+        KeadmError: ``$KEADM_SERVICE_MANAGER`` holds something else than
+            auto, systemd or background.
+    """
     if use_systemd is None:
-        use_systemd = systemd_running()
+        choice = os.environ.get(SERVICE_MANAGER_ENV, "auto").strip().lower() or "auto"
+        if choice not in ("auto", "systemd", "background"):
+            raise KeadmError(
+                f"${SERVICE_MANAGER_ENV}={choice!r} is not auto, systemd or background",
+                f"unset {SERVICE_MANAGER_ENV} or set it to one of those",
+            )
+        use_systemd = systemd_running() if choice == "auto" else choice == "systemd"
     if use_systemd:
         return SystemdService(spec)
     return BackgroundService(spec)
