@@ -105,6 +105,8 @@ CLUSTERROLES = ResourceRef(
 CLUSTERROLEBINDINGS = ResourceRef(
     "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False
 )
+ROLES = ResourceRef("rbac.authorization.k8s.io", "v1", "roles", "Role", True)
+ROLEBINDINGS = ResourceRef("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True)
 
 
 def ref_for(api_version: str, kind: str) -> ResourceRef:
@@ -122,5 +124,5 @@ def ref_for(api_version: str, kind: str) -> ResourceRef:
 _KNOWN: tuple[ResourceRef, ...] = (
     NODES, PODS, CONFIGMAPS, SECRETS, NAMESPACES, SERVICEACCOUNTS, EVENTS, LEASES, CRDS,
     OBJECTSYNCS, CLUSTEROBJECTSYNCS, DEVICES, DEVICEMODELS, DEVICESTATUSES,
-    SERVICES, DEPLOYMENTS, CLUSTERROLES, CLUSTERROLEBINDINGS,
+    SERVICES, DEPLOYMENTS, CLUSTERROLES, CLUSTERROLEBINDINGS, ROLES, ROLEBINDINGS,
 )
