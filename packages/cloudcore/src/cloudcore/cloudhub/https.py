@@ -13,6 +13,13 @@ Mirrors ``cloud/pkg/cloudhub/servers/httpserver/server.go``,
   token or client certificate; 400 for a bad CSR or header, 403 when the CSR
   names another node. Unlike KubeEdge we verify the CSR's signature and CN.
 * ``GET /node/{name}``: 200 ``Node found`` / 404 ``Node not found`` / 500.
+* ``GET /node/{name}/status`` (ours, not KubeEdge's): the Node's Ready condition
+  as JSON ``{"ready": bool, "reason": str, "message": str}``, for ``keadm join``
+  to wait on. Only the node itself may ask: it needs the client certificate of
+  that node (CN ``system:node:<name>``, from the CA), 401 without one, 403 for
+  another node's, 404 when there is no such Node. The answer is always that
+  JSON shape, so a client can tell it from the plain 404 of a cloudcore (such
+  as KubeEdge's) that lacks the route.
 
 TLS: the cloudcore certificate, TLS >= 1.2, client certificate optional (a
 certificate that does not verify against the CA fails the handshake).
@@ -23,21 +30,24 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from cryptography.x509.oid import NameOID
 
 from kecommon import certs, token
 
 if TYPE_CHECKING:
     from cloudcore.cloudhub.certstore import CertStore
 
-__all__ = ["HttpsServer", "NodeLookup"]
+__all__ = ["HttpsServer", "NodeGetter", "NodeLookup", "ready_status"]
 
 log = logging.getLogger(__name__)
 
 #: Returns True if the node exists, False if not; raises on API trouble.
 NodeLookup = Callable[[str], Awaitable[bool]]
+#: Returns the Node object, or None if there is none; raises on API trouble.
+NodeGetter = Callable[[str], Awaitable[dict[str, Any] | None]]
 
 
 class HttpsServer:
@@ -52,13 +62,18 @@ class HttpsServer:
         ssl_context: ssl.SSLContext,
         cert_days: int = 365,
         node_lookup: NodeLookup | None = None,
+        node_getter: NodeGetter | None = None,
     ) -> None:
+        """``node_getter`` answers ``/node/{name}/status``; by default it reads
+        the Node from the API server of ``store.kube`` (one GET per request: the
+        route is polled by a joining edge for a minute or two, no cache needed)."""
         self._store = store
         self._address = address
         self._port = port
         self._ssl = ssl_context
         self._cert_days = cert_days
         self._node_lookup = node_lookup
+        self._node_getter = node_getter or _kube_node_getter(store)
         self._runner: web.AppRunner | None = None
         self.port = port
 
@@ -67,6 +82,7 @@ class HttpsServer:
         app.router.add_get("/ca.crt", self._ca)
         app.router.add_get("/edge.crt", self._edge_cert)
         app.router.add_get("/node/{name}", self._node)
+        app.router.add_get("/node/{name}/status", self._node_status)
         return app
 
     async def start(self) -> None:
@@ -149,6 +165,75 @@ class HttpsServer:
             log.warning("node lookup for %s failed: %s", name, exc)
             return _text(500, f"node lookup failed: {exc}")
         return _text(200, "Node found") if found else _text(404, "Node not found")
+
+
+    async def _node_status(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        der = _peer_cert(request)
+        if der is None:
+            return _status(401, "Unauthorized", "present the client certificate of the node")
+        try:
+            cert = certs.cert_from_bytes(der)
+        except certs.CertError as exc:
+            return _status(401, "Unauthorized", f"the client certificate: {exc}")
+        cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        cn = str(cns[0].value) if len(cns) == 1 else ""
+        asker = cn.removeprefix(certs.NODE_CN_PREFIX)
+        if not cn.startswith(certs.NODE_CN_PREFIX) or not asker:
+            return _status(401, "Unauthorized", f"the client certificate CN {cn!r} names no node")
+        try:
+            certs.verify_client_cert(cert, self._store.ca.cert, node_name=asker)
+        except certs.CertError as exc:
+            return _status(401, "Unauthorized", str(exc))
+        if asker != name:
+            # A node may watch its own status, not learn about others.
+            return _status(403, "Forbidden", f"node {asker} may not read the status of {name}")
+        if self._node_getter is None:
+            return _status(500, "NoAPIServer", "no API server configured")
+        try:
+            node = await self._node_getter(name)
+        except Exception as exc:
+            log.warning("node status lookup for %s failed: %s", name, exc)
+            return _status(500, "LookupFailed", f"node lookup failed: {exc}")
+        if node is None:
+            return _status(404, "NodeNotFound", f"node {name} is not registered (yet)")
+        ready, reason, message = ready_status(node)
+        return web.json_response({"ready": ready, "reason": reason, "message": message})
+
+
+def ready_status(node: dict[str, Any]) -> tuple[bool, str, str]:
+    """(ready, reason, message) of the Node's Ready condition."""
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if isinstance(cond, dict) and cond.get("type") == "Ready":
+            return (
+                cond.get("status") == "True",
+                str(cond.get("reason") or ""),
+                str(cond.get("message") or ""),
+            )
+    return False, "NotReported", "the node has not reported a Ready condition yet"
+
+
+def _kube_node_getter(store: CertStore) -> NodeGetter | None:
+    kube = getattr(store, "kube", None)
+    if kube is None:
+        return None
+
+    async def get(name: str) -> dict[str, Any] | None:
+        from kubeclient import NODES, NotFound
+
+        try:
+            node: dict[str, Any] = await kube.get(NODES, name)
+        except NotFound:
+            return None
+        return node
+
+    return get
+
+
+def _status(status: int, reason: str, message: str) -> web.Response:
+    return web.json_response(
+        {"ready": False, "reason": reason, "message": message}, status=status
+    )
 
 
 def _text(status: int, text: str) -> web.Response:
