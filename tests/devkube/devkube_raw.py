@@ -54,8 +54,18 @@ class Raw:
             "merge": "application/merge-patch+json",
             "json": "application/json-patch+json",
             "strategic": "application/strategic-merge-patch+json",
+            "apply": "application/apply-patch+yaml",
         }[kind]
         return await self.call("PATCH", path, body, content_type=ct, **kw)
+
+    async def apply(
+        self, path: str, body: Any, manager: str | None = "test", **query: str
+    ) -> tuple[int, Any]:
+        """Server-side apply of ``body`` as ``manager`` (None: no fieldManager)."""
+        params = dict(query)
+        if manager is not None:
+            params["fieldManager"] = manager
+        return await self.patch(path, body, kind="apply", params=params)
 
     async def delete(self, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
         return await self.call("DELETE", path, body, **kw)

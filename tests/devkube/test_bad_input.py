@@ -47,9 +47,10 @@ async def test_wrong_content_type(raw: Raw) -> None:
     status, body = await raw.call("PATCH", f"{NS}/configmaps/c", data=b"{}",
                                   content_type="application/json")
     assert status == 415 and body["reason"] == "UnsupportedMediaType"
+    # Server-side apply without a fieldManager: kube's PatchOptions validation (422).
     status, body = await raw.call("PATCH", f"{NS}/configmaps/c", data=b"{}",
                                   content_type="application/apply-patch+yaml")
-    assert status == 415
+    assert status == 422 and body["reason"] == "Invalid"
     await still_serving(raw)
 
 

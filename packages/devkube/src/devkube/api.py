@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from devkube import errors, patching, resources, validation
+from devkube import errors, managedfields, patching, resources, validation
 from devkube.resources import ResourceInfo
 from devkube.selectors import FieldRequirement, Requirement, fields_match, labels_match
 from devkube.store import Expired, Obj, Store, Watcher
@@ -44,6 +44,10 @@ PATCH_MERGE = "application/merge-patch+json"
 PATCH_JSON = "application/json-patch+json"
 PATCH_STRATEGIC = "application/strategic-merge-patch+json"
 PATCH_APPLY = "application/apply-patch+yaml"
+# The field manager of writes that name none (kube uses the User-Agent's first word).
+UNKNOWN_MANAGER = "unknown"
+# _apply_update's managed: compute managedFields from the write (not an apply).
+_TRACK: Any = object()
 
 
 def rfc3339(ts: float) -> str:
@@ -236,11 +240,19 @@ class Api:
             )
 
     def create(
-        self, info: ResourceInfo, namespace: str | None, body: Any, *, dry_run: bool = False
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        body: Any,
+        *,
+        dry_run: bool = False,
+        managed_fields: list[Obj] | None = None,
     ) -> Obj:
         ns = namespace or ""
         obj = self._prepare_body(info, namespace if info.namespaced else None, body)
         meta = obj["metadata"]
+        if managed_fields is not None:
+            meta["managedFields"] = managed_fields
         if info.namespaced:
             self._check_namespace(ns)
         name = meta.get("name") or ""
@@ -431,11 +443,13 @@ class Api:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        manager: str = UNKNOWN_MANAGER,
     ) -> Obj:
         ns = namespace or ""
         old = self.get(info, namespace, name)
         new = self._prepare_body(info, namespace if info.namespaced else None, body, name)
-        return self._apply_update(info, ns, name, old, new, subresource, dry_run=dry_run)
+        return self._apply_update(info, ns, name, old, new, subresource, dry_run=dry_run,
+                                  manager=manager)
 
     def patch(
         self,
@@ -447,6 +461,7 @@ class Api:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        manager: str = UNKNOWN_MANAGER,
     ) -> Obj:
         ns = namespace or ""
         old = self.get(info, namespace, name)
@@ -473,7 +488,78 @@ class Api:
         if not isinstance(patched, dict):
             raise errors.bad_request("the patched object is not a JSON object")
         new = self._prepare_body(info, namespace if info.namespaced else None, patched, name)
-        return self._apply_update(info, ns, name, old, new, subresource, dry_run=dry_run)
+        return self._apply_update(info, ns, name, old, new, subresource, dry_run=dry_run,
+                                  manager=manager)
+
+    def apply(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        *,
+        manager: str,
+        force: bool = False,
+        subresource: str | None = None,
+        dry_run: bool = False,
+    ) -> tuple[Obj, bool]:
+        """Server-side apply of ``body`` (the object as ``manager`` wants it) to the
+        object or its ``status``; creates a missing object. Returns (object, created)."""
+        ns = namespace or ""
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request must be a JSON object")
+        meta = body.get("metadata")
+        if meta is not None and not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        config_meta: dict[str, Any] = meta or {}
+        if config_meta.get("managedFields") is not None:
+            raise errors.bad_request("metadata.managedFields must be nil")
+        if body.get("apiVersion") != info.api_version:
+            raise errors.bad_request(
+                f"Incorrect version specified in apply patch. Specified patch version: "
+                f"{body.get('apiVersion') or ''}, expected: {info.api_version}"
+            )
+        if not body.get("kind"):
+            raise errors.bad_request(f"Object 'Kind' is missing in '{json.dumps(body)}'")
+        # Kind, name and namespace must match the request, as for any write.
+        self._prepare_body(info, namespace if info.namespaced else None, body, name)
+        old = self.store.get(info.key, ns, name)
+        if old is None and subresource is not None:
+            raise errors.not_found(info.group, info.plural, name)
+        try:
+            merged = managedfields.apply(
+                old, body, manager=manager, api_version=info.api_version,
+                rules=self._merge_rules(info), now=rfc3339(self.clock()), force=force,
+                subresource=subresource, has_status=info.has_status,
+            )
+        except managedfields.ApplyConflict as exc:
+            raise errors.apply_conflict(
+                str(exc),
+                [(c.manager, managedfields.path_string(c.path)) for c in exc.conflicts],
+            ) from exc
+        except managedfields.FieldError as exc:
+            raise errors.unprocessable(str(exc)) from exc
+        except patching.PatchError as exc:
+            raise errors.bad_request(str(exc)) from exc
+        managed = merged["metadata"].pop("managedFields")
+        if old is None:
+            merged["metadata"]["name"] = name
+            return self.create(info, namespace, merged, dry_run=dry_run,
+                               managed_fields=managed), True
+        for key in ("resourceVersion", "uid"):
+            # In an applied config these are preconditions, as in an update.
+            if config_meta.get(key):
+                merged["metadata"][key] = config_meta[key]
+        new = self._prepare_body(info, namespace if info.namespaced else None, merged, name)
+        return self._apply_update(info, ns, name, old, new, subresource, dry_run=dry_run,
+                                  managed=managed), False
+
+    @staticmethod
+    def _merge_rules(info: ResourceInfo) -> dict[str, str]:
+        """Which lists merge by key or as sets: the strategic-merge rules of built-in
+        kinds; for custom resources only ObjectMeta's (their other lists are atomic)."""
+        return patching.strategies_for(info.kind) if info.strategic else (
+            patching.meta_strategies())
 
     def _apply_update(
         self,
@@ -485,7 +571,11 @@ class Api:
         subresource: str | None,
         *,
         dry_run: bool,
+        manager: str = UNKNOWN_MANAGER,
+        managed: Any = _TRACK,
     ) -> Obj:
+        """Write ``new`` over ``old``. ``managed`` is the managedFields an apply computed;
+        by default the write's own changes are tracked (managedfields.track_update)."""
         meta = new["metadata"]
         old_meta = old["metadata"]
         want_rv = meta.get("resourceVersion")
@@ -540,8 +630,20 @@ class Api:
         if info.key == resources.CRDS_KEY:
             self._validate_name(info, name, new)
         self._defaults(info, new, create=False, old=old)
+        if managed is _TRACK:
+            managed = managedfields.track_update(
+                _requested_managed_fields(meta.get("managedFields"),
+                                          old_meta.get("managedFields")),
+                old, new, manager=manager, api_version=info.api_version,
+                rules=self._merge_rules(info), now=rfc3339(self.clock()),
+                subresource=subresource,
+            )
+        if managed:
+            meta["managedFields"] = managed
+        else:
+            meta.pop("managedFields", None)
         meta["resourceVersion"] = old_meta["resourceVersion"]
-        if new == old:
+        if new == old or _same_but_times(new, old):
             return old  # a no-op update writes nothing and sends no event, like kube
         if _should_delete_during_update(old_meta, meta):
             if dry_run:
@@ -832,6 +934,34 @@ def _should_delete_during_update(old_meta: dict[str, Any], new_meta: dict[str, A
         and bool(old_meta.get("deletionTimestamp"))
         and not old_meta.get("deletionGracePeriodSeconds")
     )
+
+
+def _requested_managed_fields(requested: Any, current: Any) -> Any:
+    """kube's rule for managedFields in a write: absent or empty keeps the current
+    ones (clients unaware of the field never wipe it), ``[{}]`` clears them, anything
+    else replaces them."""
+    if not requested:
+        return current
+    if requested == [{}]:
+        return None
+    return requested
+
+
+def _same_but_times(new: Obj, old: Obj) -> bool:
+    """Whether ``new`` differs from ``old`` only in managedFields timestamps (an apply
+    whose result the defaults turned back into the stored object)."""
+    new_mf = new["metadata"].get("managedFields")
+    old_mf = old["metadata"].get("managedFields")
+    if not new_mf or not old_mf or len(new_mf) != len(old_mf):
+        return False
+
+    def untimed(obj: Obj) -> Obj:
+        meta = dict(obj["metadata"])
+        meta["managedFields"] = [{k: v for k, v in e.items() if k != "time"}
+                                 for e in meta["managedFields"]]
+        return {**obj, "metadata": meta}
+
+    return untimed(new) == untimed(old)
 
 
 def _tracks_generation(info: ResourceInfo) -> bool:

@@ -128,6 +128,21 @@ def invalid(
     return ApiError(422, "Invalid", f'{qualified} "{name}" is invalid: {joined}', details=details)
 
 
+def apply_conflict(message: str, causes: list[tuple[str, str]]) -> ApiError:
+    """A server-side apply conflict (409 Conflict, kube's NewApplyConflict); ``causes``
+    are (printed manager, field path) pairs."""
+    return ApiError(
+        409,
+        "Conflict",
+        message,
+        details={"causes": [
+            {"reason": "FieldManagerConflict", "message": f"conflict with {manager}",
+             "field": field}
+            for manager, field in causes
+        ]},
+    )
+
+
 def unprocessable(message: str) -> ApiError:
     return ApiError(422, "Invalid", message)
 

@@ -229,9 +229,20 @@ def strategies_for(kind: str) -> dict[str, str]:
 
 def strategic_merge(target: Any, patch: Any, kind: str) -> Any:
     """Apply a strategic merge patch for ``kind`` to a copy of ``target``."""
+    return strategic_merge_rules(target, patch, strategies_for(kind))
+
+
+def strategic_merge_rules(target: Any, patch: Any, rules: dict[str, str]) -> Any:
+    """Strategic merge with explicit list rules (server-side apply merges custom
+    resources with ObjectMeta's rules only)."""
     if not isinstance(patch, dict):
         raise PatchError("a strategic merge patch must be a JSON object")
-    return _merge_map(target if isinstance(target, dict) else {}, patch, "", strategies_for(kind))
+    return _merge_map(target if isinstance(target, dict) else {}, patch, "", rules)
+
+
+def meta_strategies() -> dict[str, str]:
+    """The list rules every kind shares (ObjectMeta's finalizers and ownerReferences)."""
+    return dict(_META)
 
 
 def _join(path: str, key: str) -> str:

@@ -275,6 +275,15 @@ def _selectors(
     return labels, fields
 
 
+def _field_manager(request: web.Request) -> str:
+    """The manager of a non-apply write: ``fieldManager``, else the User-Agent's first
+    word (kube's managerOrUserAgent)."""
+    manager = request.query.get("fieldManager", "")
+    if not manager:
+        manager = request.headers.get("User-Agent", "").split("/", 1)[0].strip()
+    return manager[:128] or "unknown"
+
+
 def _for_version(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
     """A CRD object served at a version other than its storage version (no conversion)."""
     if info.crd and info.version != info.storage_version:
@@ -416,7 +425,8 @@ class Handler:
             raise errors.method_not_allowed(method, f"{info.plural}/{sub}")
         if method == "PUT":
             body = await read_object(request, self.cfg)
-            obj = self.api.update(info, ns, name, body, subresource=sub, dry_run=dry_run)
+            obj = self.api.update(info, ns, name, body, subresource=sub, dry_run=dry_run,
+                                  manager=_field_manager(request))
             return json_response(_for_version(info, obj))
         if method == "PATCH":
             mtype = media_type(request)
@@ -424,10 +434,26 @@ class Handler:
                 raise errors.unsupported_patch(
                     mtype, [PATCH_JSON, PATCH_MERGE, PATCH_STRATEGIC, PATCH_APPLY]
                 )
-            if mtype == PATCH_APPLY:
-                raise errors.unsupported_patch(mtype, [PATCH_JSON, PATCH_MERGE, PATCH_STRATEGIC])
+            # PatchOptions are checked before the object is looked up, as kube does.
+            manager = request.query.get("fieldManager", "")
+            if mtype == PATCH_APPLY and not manager:
+                raise errors.invalid("meta.k8s.io", "PatchOptions", "", [
+                    ("FieldValueRequired", "fieldManager",
+                     "Required value: is required for apply patch")])
+            if mtype != PATCH_APPLY and "force" in request.query:
+                raise errors.invalid("meta.k8s.io", "PatchOptions", "", [
+                    ("FieldValueForbidden", "force",
+                     "Forbidden: may not be specified for non-apply patch")])
             patch = decode_body(await read_body(request, self.cfg.max_body), mtype)
-            obj = self.api.patch(info, ns, name, mtype, patch, subresource=sub, dry_run=dry_run)
+            if mtype == PATCH_APPLY:
+                obj, created = self.api.apply(
+                    info, ns, name, patch, manager=manager,
+                    force=_truthy(request.query.get("force")), subresource=sub,
+                    dry_run=dry_run,
+                )
+                return json_response(_for_version(info, obj), 201 if created else 200)
+            obj = self.api.patch(info, ns, name, mtype, patch, subresource=sub, dry_run=dry_run,
+                                 manager=_field_manager(request))
             return json_response(_for_version(info, obj))
         if method == "DELETE" and sub is None:
             options = await self._delete_options(request)
