@@ -29,12 +29,17 @@ DNS1035_MSG = (
 # Kinds whose names must be DNS-1123 labels / DNS-1035 labels; everything else is a subdomain.
 LABEL_NAMED = {"Namespace"}
 DNS1035_NAMED = {"Service"}
+# RBAC objects are named like path segments (kube's ValidateRBACName), which is why
+# ClusterRoles such as "system:node" may hold a colon.
+PATH_SEGMENT_NAMED = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 
 
 def name_errors(kind: str, name: str) -> list[str]:
     """kube's error messages for ``name`` as the name of a ``kind`` ([] when valid)."""
     if kind in LABEL_NAMED:
         return label_errors(name)
+    if kind in PATH_SEGMENT_NAMED:
+        return path_segment_errors(name)
     if kind in DNS1035_NAMED:
         errs = []
         if len(name) > 63:
@@ -43,6 +48,13 @@ def name_errors(kind: str, name: str) -> list[str]:
             errs.append(DNS1035_MSG)
         return errs
     return subdomain_errors(name)
+
+
+def path_segment_errors(name: str) -> list[str]:
+    """kube's path.IsValidPathSegmentName messages."""
+    if name in (".", ".."):
+        return [f"may not be '{name}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
 
 
 def subdomain_errors(name: str) -> list[str]:
